@@ -1,0 +1,230 @@
+"""Command line: one subcommand per stage (python -m caption_generator --help)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .files import CaptionError
+from .config import TrainConfig
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=".", help="Flickr8k folder with Flickr8k_text/ and the photos (default: .)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N photos of each split (quick runs)")
+
+
+def _caption_args(p: argparse.ArgumentParser) -> None:
+    """The options of the caption command and of testing_caption_generator.py."""
+    p.add_argument("-i", "--image", action="append", required=True,
+                   help="photo file or folder of photos (repeatable)")
+    _encoder_args(p)
+    _captioner_args(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per photo: image, caption")
+
+
+def _encoder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoder-weights", default=None,
+                   help="local Xception weights file (default: $XCEPTION_WEIGHTS, else Keras's ImageNet download)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="encoder input size in pixels (default: 299, or the shipped model's)")
+    p.add_argument("--batch-size", type=int, default=8, help="photos per encoder batch (default: 8)")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from . import data
+    descriptions = data.prepare(args.data_root, args.out)
+    print(f"{sum(map(len, descriptions.values()))} captions of {len(descriptions)} photos -> {args.out}")
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    from . import data, features
+    paths = data.photo_paths(args.data_root, args.limit)
+    encoder = features.build_encoder(features.encoder_weights(args.encoder_weights), args.input_size)
+    result = features.extract_features(paths, encoder, out=args.out, batch_size=args.batch_size)
+    print(f"features of {len(result)} photos -> {args.out}")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from . import data
+    counts = data.verify(args.data_root, args.sums)
+    print(", ".join(f"{n} {what}" for what, n in counts.items()))
+    if counts["differ"] or counts["missing"]:
+        raise CaptionError(f"{counts['differ']} photos differ from the original release and "
+                           f"{counts['missing']} are missing (see the warnings above)")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .model import plot
+    from .train import run_training
+    config = TrainConfig(**{k: getattr(args, k) for k in TrainConfig.__dataclass_fields__})
+    model, history, vocab = run_training(args.data_root, args.descriptions, args.features, args.tokenizer,
+                                         args.out_dir, config, resume=args.resume, verbose=2)
+    if args.plot:
+        plot(model, args.plot)
+    best = min(history, key=lambda h: h["val_loss"])
+    print(f"best dev loss {best['val_loss']:.4f} at epoch {best['epoch']} -> {args.out_dir}/best.keras "
+          f"(vocabulary of {len(vocab)} words -> {args.tokenizer})")
+
+
+def _image_paths(inputs: list[str]) -> tuple[list, list[str]]:
+    """Files and folders of photos -> (photo paths, errors for inputs that are neither)."""
+    from pathlib import Path
+
+    from .data import list_images
+    paths, errors = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            paths += found
+            if not found:
+                errors.append(f"{path}: a folder with no photos in it")
+        elif path.is_file():
+            paths.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return paths, errors
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    import json
+    paths, errors = _image_paths(args.image)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if not paths:
+        return 2
+    from .caption import caption_images, load_captioner
+    from .features import build_encoder, encoder_weights
+    weights = encoder_weights(args.encoder_weights)
+    captioner, input_size = load_captioner(args.model, args.tokenizer)
+    encoder = build_encoder(weights, args.input_size or input_size)
+    several = len(paths) > 1 or len(args.image) > 1
+    for path, caption, error in caption_images(paths, encoder, captioner, args.beam, args.length_penalty,
+                                               args.batch_size, progress=len(paths) > 20):
+        if error:
+            errors.append(error)
+            print(f"error: {error}", file=sys.stderr)
+        elif args.json:
+            print(json.dumps({"image": str(path), "caption": caption}), flush=True)
+        else:
+            print(f"{path}\t{caption}" if several else caption, flush=True)
+    return 2 if errors else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from . import data
+    from .caption import load_captioner
+    from .evaluate import evaluate
+    from .features import build_encoder, encoder_weights, extract_features, load_features
+    from .files import write_text
+    captioner, input_size = load_captioner(args.model, args.tokenizer)
+    raw = data.read_captions(data.captions_path(args.data_root))
+    clean = data.clean_descriptions(raw)
+    if args.images:
+        paths = [p for p in data.list_images(args.images) if p.name in raw]
+        if not paths:
+            raise CaptionError(f"{args.images}: no photo with a reference caption")
+    else:
+        folder = data.image_dir(args.data_root)
+        paths = [folder / n for n in data.read_split(args.data_root, args.split)[:args.limit]]
+    if args.features:
+        features = load_features(args.features)
+    else:
+        encoder = build_encoder(encoder_weights(args.encoder_weights), args.input_size or input_size)
+        features = extract_features(paths, encoder, batch_size=args.batch_size)
+    names = [p.name for p in paths if p.name in features]
+    report = evaluate(captioner, features, names, raw, clean, args.beam, args.length_penalty)
+    report["split"] = "images in " + str(args.images) if args.images else args.split
+    text = json.dumps(report, indent=1)
+    if args.out:
+        write_text(args.out, text + "\n")
+    if args.json:
+        print(text)
+    else:
+        print(f"{report['photos']} photos, beam {args.beam}, length penalty {args.length_penalty}")
+        print("MS-COCO toolkit: " + ", ".join(f"{k} {v:.1f}" for k, v in report["coco"].items()))
+        print("nltk corpus BLEU: " + ", ".join(f"{k} {v:.1f}" for k, v in report["nltk_corpus_bleu"].items()))
+        if args.out:
+            print(f"captions and scores -> {args.out}")
+
+
+def _captioner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", default=None,
+                   help="caption model .keras (repeat for an ensemble; default: the shipped model)")
+    p.add_argument("--tokenizer", default=None, help="vocabulary tokenizer.p (default: the shipped one)")
+    p.add_argument("--beam", type=int, default=1, help="beam width (default: 1, greedy)")
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="beam search: rank captions by log-probability / length**P (default: 1.0)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = argparse.ArgumentParser(prog="python -m caption_generator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("prepare", help="clean the captions -> descriptions.txt")
+    _data_args(p)
+    p.add_argument("--out", default="descriptions.txt")
+    p.set_defaults(run=cmd_prepare)
+
+    p = commands.add_parser("features", help="Xception features of the photos -> features.p (resumable)")
+    _data_args(p)
+    _encoder_args(p)
+    p.add_argument("--out", default="features.p")
+    p.set_defaults(run=cmd_features)
+
+    p = commands.add_parser("verify", help="check the photos against the original release's sha256 sums")
+    _data_args(p)
+    p.add_argument("--sums", required=True, help="TSV of name, size, sha256 (original_image_sha256.tsv)")
+    p.set_defaults(run=cmd_verify)
+
+    p = commands.add_parser("train", help="train the merge model (train split, early stopping on dev)")
+    _data_args(p)
+    p.add_argument("--descriptions", default="descriptions.txt")
+    p.add_argument("--features", default="features.p")
+    p.add_argument("--tokenizer", default="tokenizer.p", help="where to write the vocabulary")
+    p.add_argument("--out-dir", default="models", help="checkpoints, history and loss curve (default: models)")
+    p.add_argument("--plot", default="model.png", help="draw the model here ('' to skip)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out-dir")
+    defaults = TrainConfig()
+    for name, value in vars(defaults).items():
+        if name != "limit":
+            p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
+                           help=f"(default: {value})")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("caption", help="caption photos (files or folders)")
+    _caption_args(p)
+    p.set_defaults(run=cmd_caption)
+
+    p = commands.add_parser("evaluate", help="caption a split and score it (MS-COCO toolkit and nltk BLEU)")
+    _data_args(p)
+    _encoder_args(p)
+    _captioner_args(p)
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--images", default=None, help="score the photos of this folder instead of a split")
+    p.add_argument("--features", default=None, help="features.p to use instead of encoding the photos")
+    p.add_argument("--out", default=None, help="write the report with every caption as JSON here")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=cmd_evaluate)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        status = args.run(args)
+    except CaptionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return status or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

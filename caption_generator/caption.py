@@ -1,0 +1,157 @@
+"""Captioning: greedy and beam search decoding, step by step through the LSTM cell."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .files import CaptionError
+from .model import vocab_size_of
+from .vocabulary import Vocabulary
+
+
+class Captioner:
+    """Writes captions from photo features with a trained merge model, or an ensemble of them
+    (their next-word probabilities averaged). The LSTM is run one step per word through its cell,
+    in a compiled function, for a whole batch of photos (and beams) at once."""
+
+    def __init__(self, models: keras.Model | Sequence[keras.Model], vocab: Vocabulary):
+        self.models = [models] if isinstance(models, keras.Model) else list(models)
+        self.vocab = vocab
+        for model in self.models:
+            if vocab_size_of(model) != len(vocab):
+                raise CaptionError(f"the model predicts over {vocab_size_of(model)} words but the vocabulary "
+                                   f"has {len(vocab)}: they do not belong together")
+        self.units = [int(m.get_layer("lstm").units) for m in self.models]
+        self._start = tf.function(self._start_fn, reduce_retracing=True)
+        self._step = tf.function(self._step_fn, reduce_retracing=True)
+
+    def _start_fn(self, features):
+        return [m.get_layer("photo_dense")(features) for m in self.models]
+
+    def _step_fn(self, photos, tokens, states):
+        probs, new_states = 0.0, []
+        for model, photo, (h, c) in zip(self.models, photos, states):
+            words = keras.ops.take(model.get_layer("embedding").embeddings, tokens, axis=0)
+            out, (h, c) = model.get_layer("lstm").cell(words, [h, c], training=False)
+            merged = model.get_layer("decoder_dense")(photo + out)
+            probs += model.get_layer("next_word")(merged)
+            new_states.append((h, c))
+        return tf.math.log(probs / len(self.models) + 1e-12), new_states
+
+    def _initial(self, features: np.ndarray, copies: int):
+        photos = self._start(tf.convert_to_tensor(np.repeat(features, copies, axis=0), tf.float32))
+        rows = len(features) * copies
+        states = [(tf.zeros((rows, u)), tf.zeros((rows, u))) for u in self.units]
+        return photos, states
+
+    def greedy(self, features: np.ndarray) -> list[str]:
+        """The most likely word at each step, for a batch of photo features (n, 2048)."""
+        return self.beam_search(features, beam=1)
+
+    def beam_search(self, features: np.ndarray, beam: int = 3, length_penalty: float = 1.0) -> list[str]:
+        """Keep the `beam` best partial captions per photo; pick the finished one with the best
+        log-probability divided by length**length_penalty. beam=1 is greedy decoding."""
+        features = np.asarray(features, np.float32)
+        n, vocab = len(features), len(self.vocab)
+        if n == 0:
+            return []
+        photos, states = self._initial(features, beam)
+        scores = np.full((n, beam), -np.inf)
+        scores[:, 0] = 0.0
+        sequences = np.zeros((n, beam, 0), np.int32)
+        finished = np.zeros((n, beam), bool)
+        tokens = np.full(n * beam, self.vocab.start_id, np.int32)
+        for _ in range(self.vocab.max_length - 2):  # at most as many words as the longest training caption
+            log_probs, states = self._step(photos, tf.convert_to_tensor(tokens), states)
+            log_probs = log_probs.numpy().reshape(n, beam, vocab).astype(np.float64)
+            log_probs[finished] = -np.inf
+            log_probs[finished, self.vocab.pad_id] = 0.0  # a finished caption only grows padding, for free
+            candidates = (scores[:, :, None] + log_probs).reshape(n, beam * vocab)
+            top = np.argsort(-candidates, axis=1, kind="stable")[:, :beam]
+            origin, words = top // vocab, (top % vocab).astype(np.int32)
+            scores = np.take_along_axis(candidates, top, axis=1)
+            sequences = np.concatenate([np.take_along_axis(sequences, origin[:, :, None], axis=1),
+                                        words[:, :, None]], axis=2)
+            finished = np.take_along_axis(finished, origin, axis=1) | (words == self.vocab.end_id)
+            rows = tf.convert_to_tensor((origin + np.arange(n)[:, None] * beam).reshape(-1))
+            states = [(tf.gather(h, rows), tf.gather(c, rows)) for h, c in states]
+            tokens = words.reshape(-1)
+            if finished.all():
+                break
+        lengths = np.maximum((sequences != self.vocab.pad_id).sum(axis=2), 1)
+        best = np.argmax(scores / lengths ** length_penalty, axis=1)
+        return [self.vocab.decode(sequences[i, best[i]]) for i in range(n)]
+
+    def caption_features(self, features: np.ndarray, beam: int = 1, length_penalty: float = 1.0,
+                         batch_size: int = 256) -> list[str]:
+        """Captions for many photo features, decoded in batches."""
+        captions: list[str] = []
+        for start in range(0, len(features), batch_size):
+            captions += self.beam_search(features[start:start + batch_size], beam, length_penalty)
+        return captions
+
+
+def caption_images(paths: Sequence[Path], encoder, captioner: Captioner, beam: int = 1,
+                   length_penalty: float = 1.0, batch_size: int = 8, decode_batch: int = 64,
+                   progress: bool = False) -> Iterator[tuple[Path, str | None, str | None]]:
+    """(path, caption, None) per photo in order, or (path, None, error) for one that cannot be read."""
+    from .features import encode
+
+    pending: list[tuple[Path, np.ndarray | None, str | None]] = []
+
+    def flush():
+        good = [vector for _, vector, error in pending if error is None]
+        captions = iter(captioner.beam_search(np.stack(good), beam, length_penalty) if good else [])
+        for path, _, error in pending:
+            yield (path, None, error) if error else (path, next(captions), None)
+        pending.clear()
+
+    for item in encode(list(paths), encoder, batch_size=batch_size, progress=progress):
+        pending.append(item)
+        if len(pending) >= decode_batch:
+            yield from flush()
+    yield from flush()
+
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MANIFEST = MODELS_DIR / "manifest.json"
+
+
+def shipped_files() -> tuple[list[Path], Path, dict]:
+    """The shipped model files, vocabulary and manifest, after checking their sha256 sums."""
+    import json
+
+    from .files import sha256_file
+
+    if not MANIFEST.is_file():
+        raise CaptionError(f"no shipped model in {MODELS_DIR}; pass --model and --tokenizer")
+    manifest = json.loads(MANIFEST.read_text())
+    for name, expected in manifest["sha256"].items():
+        path = MODELS_DIR / name
+        if not path.is_file():
+            raise CaptionError(f"{path}: shipped file missing (is this a full clone? try git lfs/checkout)")
+        if sha256_file(path) != expected:
+            raise CaptionError(f"{path}: sha256 differs from {MANIFEST.name}; the file is damaged or replaced")
+    return [MODELS_DIR / m for m in manifest["models"]], MODELS_DIR / manifest["tokenizer"], manifest
+
+
+def load_captioner(model_paths: Sequence[str | os.PathLike] | None = None,
+                   tokenizer_path: str | os.PathLike | None = None) -> tuple[Captioner, int]:
+    """A Captioner from model file(s) and a vocabulary (default: the shipped, checked ones),
+    and the encoder input size it expects."""
+    from .features import DEFAULT_INPUT_SIZE
+    from .model import load_model
+
+    input_size = DEFAULT_INPUT_SIZE
+    if not model_paths:
+        if tokenizer_path:
+            raise CaptionError("--tokenizer without --model: give the model the vocabulary belongs to")
+        model_paths, tokenizer_path, manifest = shipped_files()
+        input_size = int(manifest.get("input_size", DEFAULT_INPUT_SIZE))
+    vocab = Vocabulary.load(tokenizer_path or "tokenizer.p")
+    return Captioner([load_model(p) for p in model_paths], vocab), input_size

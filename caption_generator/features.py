@@ -1,0 +1,201 @@
+"""Photo features: Xception (ImageNet, no top, average pooling) -> 2048 floats per photo."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .files import CaptionError, load_pickle, save_pickle, write_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INPUT_SIZE = 299
+FEATURE_SIZE = 2048
+WEIGHTS_ENV = "XCEPTION_WEIGHTS"
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL image (alpha, palette, grayscale, CMYK, 16-bit, float) to 8-bit RGB."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode != "F" and values.max() > 255 else 255.0
+        if img.mode == "F":
+            top = max(float(values.max()), 1e-12)
+        img = Image.fromarray(np.clip(values / top * 255.0, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def load_image(path: str | os.PathLike, input_size: int = DEFAULT_INPUT_SIZE) -> np.ndarray:
+    """Read one photo as the encoder's input: RGB, squashed to input_size x input_size,
+    scaled to [-1, 1] as Xception's preprocess_input does. Used for training and inference alike.
+
+    Raises CaptionError for anything that is not a readable image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CaptionError(f"{path}: no such file")
+    if not path.is_file():
+        raise CaptionError(f"{path}: not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.draft("RGB", (input_size, input_size))  # JPEG: decode big photos at reduced scale
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img).resize((input_size, input_size), Image.BILINEAR)
+    except Image.DecompressionBombError:
+        raise CaptionError(f"{path}: image too large to decode safely") from None
+    except (OSError, ValueError, SyntaxError, MemoryError, Image.UnidentifiedImageError) as e:
+        reason = str(e).split(" '")[0] if "cannot identify" in str(e) else str(e)
+        raise CaptionError(f"{path}: not a readable image ({reason or type(e).__name__})") from None
+    return np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
+
+
+def encoder_weights(path: str | os.PathLike | None = None) -> str | None:
+    """Where the ImageNet Xception weights come from: the given file, $XCEPTION_WEIGHTS, or Keras's
+    download ("imagenet"). The value "none" gives random weights, for tests where weights don't matter."""
+    path = path or os.environ.get(WEIGHTS_ENV)
+    if not path:
+        return "imagenet"
+    if str(path).lower() == "none":
+        return None
+    if not Path(path).is_file():
+        raise CaptionError(f"{path}: encoder weights file not found")
+    return str(path)
+
+
+def build_encoder(weights: str | None = "imagenet", input_size: int = DEFAULT_INPUT_SIZE):
+    """Xception without its top, global average pooling: a photo batch -> (batch, 2048)."""
+    import keras
+
+    try:
+        return keras.applications.Xception(
+            weights=weights, include_top=False, pooling="avg", input_shape=(input_size, input_size, 3))
+    except Exception as e:  # Keras raises a bare Exception when the download fails
+        hint = f"; without internet, give a local file with --encoder-weights or ${WEIGHTS_ENV}" \
+            if weights == "imagenet" else ""
+        raise CaptionError(f"cannot load the Xception weights ({weights}): {str(e).splitlines()[0]}{hint}") from None
+
+
+def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool = True
+           ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
+    """Run photos through the encoder in batches, decoding them in parallel with tf.data.
+
+    Yields (path, 2048 features, None) or (path, None, error message) in the input order;
+    an unreadable photo is reported and skipped, the rest are done.
+    """
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    input_size = int(encoder.input_shape[1])
+
+    def read(path: bytes) -> tuple[np.ndarray, bytes]:
+        try:
+            return load_image(path.decode(), input_size), b""
+        except CaptionError as e:
+            return np.zeros((input_size, input_size, 3), np.float32), str(e).encode()
+
+    def read_tf(path):
+        image, error = tf.numpy_function(read, [path], [tf.float32, tf.string], stateful=False)
+        image.set_shape((input_size, input_size, 3))
+        return image, error
+
+    forward = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+    dataset = (tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
+               .map(read_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .batch(batch_size)
+               .prefetch(2))
+    position = 0
+    with tqdm(total=len(paths), unit="img", desc="features", disable=not progress) as bar:
+        for images, errors in dataset:
+            vectors = forward(images).numpy()
+            for vector, error in zip(vectors, errors.numpy()):
+                yield paths[position], (None if error else vector), (error.decode() or None)
+                position += 1
+            bar.update(len(vectors))
+
+
+def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | None = None,
+                     batch_size: int = 8, chunk_size: int = 256, progress: bool = True
+                     ) -> dict[str, np.ndarray]:
+    """Features of many photos as {file name: float32[2048]}, written to `out` (features.p).
+
+    With `out`, work is saved in chunks to `<out>.partial/` as it goes, so a run that is
+    killed resumes where it stopped; the chunks are merged into `out` at the end.
+    Unreadable photos are skipped with a warning.
+    """
+    paths = sorted(Path(p) for p in paths)
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise CaptionError("two photos share a file name; features are keyed by file name")
+    partial = Path(str(out) + ".partial") if out else None
+    run = {"input_size": int(encoder.input_shape[1]), "encoder": encoder.name,
+           "photos": hashlib.sha256("\n".join(names).encode()).hexdigest()}
+    if partial and partial.is_dir():
+        try:
+            previous = json.loads((partial / "run.json").read_text())
+        except (OSError, ValueError):
+            previous = None
+        if previous != run:
+            log.warning("%s: left by a run with other settings or photos; starting over", partial)
+            shutil.rmtree(partial)
+    if partial:
+        partial.mkdir(parents=True, exist_ok=True)
+        write_text(partial / "run.json", json.dumps(run))
+
+    chunks = [paths[i:i + chunk_size] for i in range(0, len(paths), chunk_size)]
+    done: dict[int, dict] = {}
+    for index in range(len(chunks)):
+        part = partial / f"part-{index:05d}.p" if partial else None
+        if part and part.is_file():
+            done[index] = load_pickle(part)
+    todo = [i for i in range(len(chunks)) if i not in done]
+    if done:
+        log.info("resuming: %d of %d photos already done", sum(len(chunks[i]) for i in done), len(paths))
+
+    todo_paths = [p for i in todo for p in chunks[i]]
+    results = encode(todo_paths, encoder, batch_size=batch_size, progress=progress)
+    for index in todo:
+        part_data: dict = {"features": {}, "failed": {}}
+        for path, vector, error in (next(results) for _ in chunks[index]):
+            if error:
+                part_data["failed"][path.name] = error
+            else:
+                part_data["features"][path.name] = vector
+        done[index] = part_data
+        if partial:
+            save_pickle(part_data, partial / f"part-{index:05d}.p")
+
+    features: dict[str, np.ndarray] = {}
+    failed: dict[str, str] = {}
+    for index in range(len(chunks)):
+        features.update(done[index]["features"])
+        failed.update(done[index]["failed"])
+    if failed:
+        log.warning("skipped %d unreadable photos, e.g. %s", len(failed), next(iter(failed.values())))
+    if out:
+        save_pickle(features, out)
+        shutil.rmtree(partial)
+    return features
+
+
+def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load features.p (a plain {file name: array} pickle; nothing else is accepted)."""
+    features = load_pickle(path)
+    if not isinstance(features, dict) or not all(isinstance(v, np.ndarray) for v in features.values()):
+        raise CaptionError(f"{path}: not a features file ({{photo name: array}})")
+    return features

@@ -1,0 +1,69 @@
+"""The merge model: photo features and the caption so far meet only after the LSTM."""
+from __future__ import annotations
+
+import logging
+import os
+
+import keras
+from keras import layers
+
+from .features import FEATURE_SIZE
+from .files import CaptionError
+
+log = logging.getLogger(__name__)
+
+
+def build_model(vocab_size: int, units: int = 256, embedding_dim: int = 256, dropout: float = 0.5,
+                feature_size: int = FEATURE_SIZE) -> keras.Model:
+    """Photo features -> Dropout -> Dense(relu); words -> Embedding(mask_zero) -> Dropout -> LSTM;
+    add -> Dense(relu) -> Dense(vocab, softmax).
+
+    The LSTM returns every step, so one pass over a caption predicts each next word at once;
+    the photo vector is added to every step (the same model as feeding prefixes one by one).
+    """
+    features = keras.Input((feature_size,), name="features")
+    words = keras.Input((None,), dtype="int32", name="words")
+    photo = layers.Dropout(dropout, name="photo_dropout")(features)
+    photo = layers.Dense(units, activation="relu", name="photo_dense")(photo)
+    photo = layers.Reshape((1, units), name="photo_per_step")(photo)
+    text = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(words)
+    text = layers.Dropout(dropout, name="word_dropout")(text)
+    text = layers.LSTM(units, return_sequences=True, name="lstm")(text)
+    merged = layers.Add(name="merge")([photo, text])
+    merged = layers.Dense(units, activation="relu", name="decoder_dense")(merged)
+    next_word = layers.Dense(vocab_size, activation="softmax", name="next_word")(merged)
+    return keras.Model([features, words], next_word, name="merge_caption_model")
+
+
+def vocab_size_of(model: keras.Model) -> int:
+    """The number of words the model predicts over."""
+    return int(model.get_layer("next_word").units)
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a .keras caption model, with one clear error for a missing, truncated or foreign file."""
+    if not os.path.isfile(path):
+        raise CaptionError(f"{path}: no such model file")
+    try:
+        model = keras.models.load_model(path, compile=False)
+        model.get_layer("next_word")
+        model.get_layer("lstm")
+    except Exception as e:  # Keras raises many types for damaged archives
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CaptionError(f"{path}: not a readable caption model ({first})") from None
+    return model
+
+
+def plot(model: keras.Model, path: str | os.PathLike = "model.png") -> bool:
+    """Draw the model to `path` with keras.utils.plot_model; False (and a warning) without pydot/Graphviz."""
+    from .files import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, show_layer_names=True)
+            if not tmp.stat().st_size:
+                raise OSError("nothing drawn")
+    except (ImportError, OSError) as e:
+        log.warning("cannot draw the model (needs pydot and Graphviz's dot): %s", e)
+        return False
+    return True

@@ -1,0 +1,172 @@
+"""Training: whole captions per step (every prefix's next word at once), sparse targets, tf.data."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import TrainConfig
+from .files import CaptionError, atomic_path, write_text
+from .vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+def caption_arrays(descriptions: dict[str, list[str]], vocab: Vocabulary, features: dict[str, np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(photo features, input words, target words), one row per caption.
+
+    Inputs are <start> w1 .. wn, targets w1 .. wn <end>, both padded with 0 to max_length - 1;
+    a row's features are shared with the photo's other captions (a view, not a copy, in tf.data).
+    """
+    missing = [name for name in descriptions if name not in features]
+    if missing:
+        raise CaptionError(f"the features lack {len(missing)} of the {len(descriptions)} photos needed "
+                           f"(e.g. {missing[0]}); run the features step on this data root")
+    names = list(descriptions)
+    photo_rows, sequences = [], []
+    for row, name in enumerate(names):
+        for caption in descriptions[name]:
+            photo_rows.append(row)
+            sequences.append(vocab.encode(caption)[:vocab.max_length])
+    length = vocab.max_length - 1
+    inputs = np.zeros((len(sequences), length), np.int32)
+    targets = np.zeros((len(sequences), length), np.int32)
+    for i, ids in enumerate(sequences):
+        inputs[i, :len(ids) - 1] = ids[:-1]
+        targets[i, :len(ids) - 1] = ids[1:]
+    photos = np.stack([features[n] for n in names]).astype(np.float32)
+    return photos[np.array(photo_rows)], inputs, targets
+
+
+def make_dataset(photos: np.ndarray, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 64,
+                 shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
+    """Batches of ({"features", "words"}, next words) for model.fit."""
+    dataset = tf.data.Dataset.from_tensor_slices(({"features": photos, "words": inputs}, targets))
+    if shuffle:
+        dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
+    """Adam and cross-entropy over the real words (padding ignored)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0))
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """Each epoch: save `epoch_NN.keras` and `history.json` (atomically), copy the best by dev loss
+    to `best.keras`, and stop after `patience` epochs without improvement."""
+
+    def __init__(self, out_dir: Path, history: list[dict], patience: int):
+        super().__init__()
+        self.out_dir, self.history, self.patience = out_dir, history, patience
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.history.append({"epoch": epoch + 1, **logs})
+        path = self.out_dir / f"epoch_{epoch + 1:02d}.keras"
+        with atomic_path(path) as tmp:
+            self.model.save(tmp)
+        losses = [h["val_loss"] for h in self.history]
+        best = int(np.argmin(losses))
+        if best == len(losses) - 1:
+            with atomic_path(self.out_dir / "best.keras") as tmp:
+                shutil.copyfile(path, tmp)
+        write_text(self.out_dir / "history.json", json.dumps(self.history, indent=1))
+        if len(losses) - 1 - best >= self.patience:
+            log.info("dev loss has not improved for %d epochs; stopping", self.patience)
+            self.model.stop_training = True
+
+
+def latest_checkpoint(out_dir: Path) -> tuple[Path, int] | None:
+    """The last epoch checkpoint in a run folder, and its epoch number."""
+    found = [(int(m.group(1)), p) for p in out_dir.glob("epoch_*.keras")
+             if (m := re.fullmatch(r"epoch_(\d+)\.keras", p.name))]
+    if not found:
+        return None
+    epoch, path = max(found)
+    return path, epoch
+
+
+def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Dataset, out_dir: str | os.PathLike,
+        epochs: int = 20, patience: int = 3, resume: bool = False, verbose: int | str = "auto"
+        ) -> tuple[keras.Model, list[dict]]:
+    """Train with checkpoints in `out_dir`; return the best model by dev loss and the loss history.
+
+    With `resume`, continue from the run's last epoch checkpoint (model, optimizer and history).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    history: list[dict] = []
+    initial_epoch = 0
+    if resume:
+        last = latest_checkpoint(out_dir)
+        if last is None:
+            raise CaptionError(f"{out_dir}: no checkpoint to resume from")
+        path, initial_epoch = last
+        model = keras.models.load_model(path)
+        history = [h for h in json.loads((out_dir / "history.json").read_text()) if h["epoch"] <= initial_epoch]
+        log.info("resuming from %s (epoch %d)", path, initial_epoch)
+    callbacks = [Checkpoints(out_dir, history, patience)]
+    if initial_epoch < epochs:
+        model.fit(train_data, validation_data=dev_data, epochs=epochs, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+    best = keras.models.load_model(out_dir / "best.keras")
+    return best, history
+
+
+def plot_history(history: list[dict], path: str | os.PathLike):
+    """Training and dev loss per epoch, saved to `path`; returns the matplotlib Figure."""
+    from matplotlib.figure import Figure
+
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot(epochs, [h["loss"] for h in history], marker="o", label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="dev")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy per word")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    return fig
+
+
+def run_training(data_root: str | os.PathLike, descriptions_path: str | os.PathLike, features_path: str | os.PathLike,
+                 tokenizer_path: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig,
+                 resume: bool = False, verbose: int | str = "auto") -> tuple[keras.Model, list[dict], Vocabulary]:
+    """Train on the train split, stop early on the dev split; writes tokenizer.p, checkpoints,
+    history.json, config.json and loss.png. Returns the best model, the history and the vocabulary."""
+    from . import data
+    from .features import load_features
+    from .model import build_model
+
+    descriptions = data.load_descriptions(descriptions_path)
+    splits = {s: data.split_descriptions(descriptions, data.read_split(data_root, s)[:config.limit], s)
+              for s in ("train", "dev")}
+    features = load_features(features_path)
+    vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
+    train_arrays = caption_arrays(splits["train"], vocab, features)  # fails at once if features are missing
+    dev_arrays = caption_arrays(splits["dev"], vocab, features)
+    vocab.save(tokenizer_path)
+    out_dir = Path(out_dir)
+    write_text(out_dir / "config.json", json.dumps(asdict(config), indent=1))
+    keras.utils.set_random_seed(config.seed)
+    train_data = make_dataset(*train_arrays, config.batch_size, True, config.seed)
+    dev_data = make_dataset(*dev_arrays, config.batch_size, False)
+    model = build_model(len(vocab), config.units, config.embedding_dim, config.dropout)
+    compile_model(model, config.learning_rate)
+    best, history = fit(model, train_data, dev_data, out_dir, config.epochs, config.patience, resume, verbose)
+    plot_history(history, out_dir / "loss.png")
+    return best, history, vocab

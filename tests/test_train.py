@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+
+from caption_generator import data
+from caption_generator.config import TrainConfig
+from caption_generator.files import CaptionError, save_pickle
+from caption_generator.train import caption_arrays, make_dataset, run_training
+from caption_generator.vocabulary import Vocabulary
+from conftest import FLICKR
+
+
+def test_caption_arrays_targets_are_the_next_words(descriptions, random_features):
+    vocab = Vocabulary.build(c for texts in descriptions.values() for c in texts)
+    photos, inputs, targets = caption_arrays(descriptions, vocab, random_features)
+    assert photos.shape == (115, 2048) and inputs.shape == targets.shape == (115, vocab.max_length - 1)
+    first = next(iter(descriptions))
+    ids = vocab.encode(descriptions[first][0])
+    n = len(ids) - 1
+    assert inputs[0, :n].tolist() == ids[:-1] and targets[0, :n].tolist() == ids[1:]
+    assert not inputs[0, n:].any() and not targets[0, n:].any()
+    assert np.array_equal(inputs[0, 1:n], targets[0, :n - 1])  # each target is the next input word
+    assert np.array_equal(photos[0], random_features[first]) and np.array_equal(photos[4], photos[0])
+
+
+def test_dataset_batches_shapes_and_padding_mask(descriptions, random_features):
+    vocab = Vocabulary.build(c for texts in descriptions.values() for c in texts)
+    batches = list(make_dataset(*caption_arrays(descriptions, vocab, random_features), batch_size=16))
+    assert sum(len(t) for _, t in batches) == 115
+    inputs, targets = batches[0]
+    assert inputs["features"].shape == (16, 2048) and inputs["words"].shape == (16, vocab.max_length - 1)
+    assert np.array_equal(inputs["words"].numpy() != 0, targets.numpy() != 0)  # same mask on both sides
+
+
+def test_missing_features_stop_before_any_work(descriptions, random_features):
+    vocab = Vocabulary.build(["a dog"])
+    partial = dict(list(random_features.items())[:-2])
+    with pytest.raises(CaptionError, match="lack 2 of the 23 photos"):
+        caption_arrays(descriptions, vocab, partial)
+
+
+def test_model_overfits_the_fixture_captions(overfit, random_features):
+    from caption_generator.caption import Captioner
+    model, vocab, firsts, losses = overfit
+    assert losses[-1] < 0.2 * losses[0]
+    names = list(firsts)
+    captions = Captioner(model, vocab).greedy(np.stack([random_features[n] for n in names]))
+    right = sum(c == firsts[n][0] for n, c in zip(names, captions))
+    assert right >= 0.9 * len(names), list(zip(captions, names))
+
+
+@pytest.fixture()
+def prepared(tmp_path, random_features):
+    data.prepare(FLICKR, tmp_path / "descriptions.txt")
+    save_pickle(random_features, tmp_path / "features.p")
+    return tmp_path
+
+
+def test_training_run_checkpoints_history_and_resume(prepared):
+    config = TrainConfig(units=16, embedding_dim=8, epochs=2, batch_size=32)
+    args = (FLICKR, prepared / "descriptions.txt", prepared / "features.p", prepared / "tokenizer.p", prepared / "run")
+    _, history, vocab = run_training(*args, config, verbose=0)
+    run = prepared / "run"
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert {"epoch_01.keras", "epoch_02.keras", "best.keras", "history.json", "loss.png", "config.json"} \
+        <= {p.name for p in run.iterdir()}
+    assert Vocabulary.load(prepared / "tokenizer.p") == vocab
+    config.epochs = 3
+    _, history, _ = run_training(*args, config, resume=True, verbose=0)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert json.loads((run / "history.json").read_text())[:2] == history[:2]
+
+
+def test_training_stops_early_when_dev_loss_stalls(prepared):
+    config = TrainConfig(units=16, embedding_dim=8, epochs=30, patience=1, learning_rate=0.05, batch_size=8)
+    _, history, _ = run_training(FLICKR, prepared / "descriptions.txt", prepared / "features.p",
+                                 prepared / "tokenizer.p", prepared / "run", config, verbose=0)
+    assert len(history) < 30
+    losses = [h["val_loss"] for h in history]
+    assert losses[-1] >= min(losses[:-1])
+
+
+def test_training_without_features_for_a_photo_fails_first(prepared, random_features):
+    save_pickle(dict(list(random_features.items())[1:]), prepared / "features.p")
+    with pytest.raises(CaptionError, match="lack 1 of"):
+        run_training(FLICKR, prepared / "descriptions.txt", prepared / "features.p", prepared / "tokenizer.p",
+                     prepared / "run", TrainConfig(epochs=1), verbose=0)
+    assert not (prepared / "run").exists()
