@@ -22,6 +22,39 @@ def _caption_args(p: argparse.ArgumentParser) -> None:
     _encoder_args(p)
     _captioner_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object per photo: image, caption")
+    _similar_args(p)
+
+
+def _index_args(p: argparse.ArgumentParser, data_root: str | None) -> None:
+    p.add_argument("--data-root", default=data_root,
+                   help="Flickr8k folder whose photos and reference captions are the collection to search"
+                        + ("" if data_root else " (default: use the saved --index as it is)"))
+    p.add_argument("--index", default="caption_index.p",
+                   help="saved index of the collection, built from --data-root when missing or out of date "
+                        "(default: caption_index.p)")
+    p.add_argument("--features", default=None,
+                   help="features.p of the collection's photos, for --by image/both (default: features.p if present)")
+
+
+def _similar_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--similar", type=int, default=0, metavar="N",
+                   help="also show up to N photos of the collection similar to each photo")
+    p.add_argument("--threshold", type=float, default=0.9,
+                   help="least similarity shown; if none reaches it, the closest below it (default: 0.9)")
+    p.add_argument("--by", choices=["text", "image", "both"], default=None,
+                   help="rank by caption text (TF-IDF cosine), photo features, or both "
+                        "(default: both if the index has photo features, else text)")
+    p.add_argument("--save", default=None, metavar="PNG", help="draw the photos and their similar ones here")
+    _index_args(p, None)
+
+
+def _open_index(args: argparse.Namespace):
+    """The collection index for --similar, built and saved first if needed."""
+    from pathlib import Path
+
+    from .similar import open_index
+    features = args.features or ("features.p" if args.data_root and Path("features.p").is_file() else None)
+    return open_index(args.index, args.data_root, features)
 
 
 def _encoder_args(p: argparse.ArgumentParser) -> None:
@@ -41,8 +74,10 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 def cmd_features(args: argparse.Namespace) -> None:
     from . import data, features
     paths = data.photo_paths(args.data_root, args.limit)
-    encoder = features.build_encoder(features.encoder_weights(args.encoder_weights), args.input_size)
-    result = features.extract_features(paths, encoder, out=args.out, batch_size=args.batch_size)
+    encoder = features.build_encoder(features.encoder_weights(args.encoder_weights),
+                                     args.input_size or features.DEFAULT_INPUT_SIZE)
+    result = features.extract_features(paths, encoder, out=args.out, batch_size=args.batch_size,
+                                       chunk_size=args.chunk_size)
     print(f"features of {len(result)} photos -> {args.out}")
 
 
@@ -56,13 +91,19 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .model import plot
-    from .train import run_training
+    from .features import load_features
+    from .model import build_model, plot
+    from .train import load_splits, train_model
+    from .vocabulary import Vocabulary
     config = TrainConfig(**{k: getattr(args, k) for k in TrainConfig.__dataclass_fields__})
-    model, history, vocab = run_training(args.data_root, args.descriptions, args.features, args.tokenizer,
-                                         args.out_dir, config, resume=args.resume, verbose=2)
+    splits = load_splits(args.data_root, args.descriptions, config.limit)
+    features = load_features(args.features)
+    vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
+    model = build_model(len(vocab), config.units, config.embedding_dim, config.dropout)
     if args.plot:
         plot(model, args.plot)
+    _, history = train_model(model, splits, vocab, features, args.out_dir, config, args.resume, verbose=2)
+    vocab.save(args.tokenizer)
     best = min(history, key=lambda h: h["val_loss"])
     print(f"best dev loss {best['val_loss']:.4f} at epoch {best['epoch']} -> {args.out_dir}/best.keras "
           f"(vocabulary of {len(vocab)} words -> {args.tokenizer})")
@@ -95,22 +136,44 @@ def cmd_caption(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     if not paths:
         return 2
-    from .caption import caption_images, load_captioner
-    from .features import build_encoder, encoder_weights
+    from .caption import caption_encoded, load_captioner
+    from .features import build_encoder, encode, encoder_weights
+    if args.similar < 0 or (args.save and not args.similar):
+        raise CaptionError("--similar takes a number of photos >= 1" if args.similar < 0
+                           else "--save draws the similar photos: give --similar N too")
     weights = encoder_weights(args.encoder_weights)
     captioner, input_size = load_captioner(args.model, args.tokenizer)
+    index = _open_index(args) if args.similar else None
     encoder = build_encoder(weights, args.input_size or input_size)
     several = len(paths) > 1 or len(args.image) > 1
-    for path, caption, error in caption_images(paths, encoder, captioner, args.beam, args.length_penalty,
-                                               args.batch_size, progress=len(paths) > 20):
+    shown = []
+    encoded = encode(paths, encoder, batch_size=args.batch_size, progress=len(paths) > 20)
+    for path, vector, caption, error in caption_encoded(encoded, captioner, args.beam, args.length_penalty):
+        similar = None if error or not index else index.query(
+            caption, vector, args.similar, args.by or index.default_by(), args.threshold, exclude=path.name)
+        if similar:
+            shown.append((path, caption, similar))
         if error:
             errors.append(error)
             print(f"error: {error}", file=sys.stderr)
         elif args.json:
-            print(json.dumps({"image": str(path), "caption": caption}), flush=True)
+            found = {"similar": similar.to_json()} if similar else {}
+            print(json.dumps({"image": str(path), "caption": caption, **found}), flush=True)
         else:
             print(f"{path}\t{caption}" if several else caption, flush=True)
+            if similar:
+                print(similar.describe(), flush=True)
+    if args.save and shown:
+        from .similar import save_figure, similar_figure
+        save_figure(similar_figure(shown), args.save)
+        print(f"figure of {len(shown)} photos and their similar ones -> {args.save}", file=sys.stderr)
     return 2 if errors else 0
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    index = _open_index(args)
+    kind = "captions and photo features" if index.features is not None else "captions only"
+    print(f"{len(index.captions)} captions of {len(index)} photos ({kind}) -> {args.index}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -176,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     _data_args(p)
     _encoder_args(p)
     p.add_argument("--out", default="features.p")
+    p.add_argument("--chunk-size", type=int, default=256,
+                   help="photos per saved chunk; a killed run resumes after the last chunk (default: 256)")
     p.set_defaults(run=cmd_features)
 
     p = commands.add_parser("verify", help="check the photos against the original release's sha256 sums")
@@ -201,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("caption", help="caption photos (files or folders)")
     _caption_args(p)
     p.set_defaults(run=cmd_caption)
+
+    p = commands.add_parser("index", help="index a collection for caption --similar -> caption_index.p")
+    _index_args(p, ".")
+    p.set_defaults(run=cmd_index)
 
     p = commands.add_parser("evaluate", help="caption a split and score it (MS-COCO toolkit and nltk BLEU)")
     _data_args(p)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -96,26 +96,36 @@ class Captioner:
         return captions
 
 
+def caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]], captioner: Captioner,
+                    beam: int = 1, length_penalty: float = 1.0, decode_batch: int = 64
+                    ) -> Iterator[tuple[Path, np.ndarray | None, str | None, str | None]]:
+    """Caption the output of features.encode in batches: (path, features, caption, None) per photo in
+    order, or (path, None, None, error) for one that could not be read."""
+    pending: list[tuple[Path, np.ndarray | None, str | None]] = []
+
+    def flush():
+        good = [vector for _, vector, error in pending if error is None]
+        captions = iter(captioner.beam_search(np.stack(good), beam, length_penalty) if good else [])
+        for path, vector, error in pending:
+            yield (path, None, None, error) if error else (path, vector, next(captions), None)
+        pending.clear()
+
+    for item in encoded:
+        pending.append(item)
+        if len(pending) >= decode_batch:
+            yield from flush()
+    yield from flush()
+
+
 def caption_images(paths: Sequence[Path], encoder, captioner: Captioner, beam: int = 1,
                    length_penalty: float = 1.0, batch_size: int = 8, decode_batch: int = 64,
                    progress: bool = False) -> Iterator[tuple[Path, str | None, str | None]]:
     """(path, caption, None) per photo in order, or (path, None, error) for one that cannot be read."""
     from .features import encode
 
-    pending: list[tuple[Path, np.ndarray | None, str | None]] = []
-
-    def flush():
-        good = [vector for _, vector, error in pending if error is None]
-        captions = iter(captioner.beam_search(np.stack(good), beam, length_penalty) if good else [])
-        for path, _, error in pending:
-            yield (path, None, error) if error else (path, next(captions), None)
-        pending.clear()
-
-    for item in encode(list(paths), encoder, batch_size=batch_size, progress=progress):
-        pending.append(item)
-        if len(pending) >= decode_batch:
-            yield from flush()
-    yield from flush()
+    encoded = encode(list(paths), encoder, batch_size=batch_size, progress=progress)
+    for path, _, caption, error in caption_encoded(encoded, captioner, beam, length_penalty, decode_batch):
+        yield path, caption, error
 
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -142,8 +142,17 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def prepare(data_root: str | os.PathLike, out: str | os.PathLike = "descriptions.txt") -> dict[str, list[str]]:
-    """Read and clean the Flickr8k captions and write descriptions.txt."""
+    """Read and clean the Flickr8k captions and write descriptions.txt.
+
+    Captions of photos that are not in the image folder are kept, with a warning giving their count:
+    the splits leave those photos out later.
+    """
     descriptions = clean_descriptions(read_captions(captions_path(data_root)))
+    folder = image_dir(data_root)
+    unknown = [n for n in descriptions if not (folder / n).is_file()]
+    if unknown:
+        log.warning("captions name %d photos that are not in %s (e.g. %s); they will not be used",
+                    len(unknown), folder, unknown[0])
     save_descriptions(descriptions, out)
     return descriptions
 

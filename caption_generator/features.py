@@ -52,15 +52,17 @@ def load_image(path: str | os.PathLike, input_size: int = DEFAULT_INPUT_SIZE) ->
         raise CaptionError(f"{path}: not a file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # Pillow warns of damaged metadata and big images; we decode or raise
             with Image.open(path) as img:
                 img.draft("RGB", (input_size, input_size))  # JPEG: decode big photos at reduced scale
+                if Image.MAX_IMAGE_PIXELS and img.width * img.height > Image.MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(img).resize((input_size, input_size), Image.BILINEAR)
     except Image.DecompressionBombError:
         raise CaptionError(f"{path}: image too large to decode safely") from None
-    except (OSError, ValueError, SyntaxError, MemoryError, Image.UnidentifiedImageError) as e:
-        reason = str(e).split(" '")[0] if "cannot identify" in str(e) else str(e)
+    except Exception as e:  # Pillow raises many types (struct.error, IndexError, ...) for damaged files
+        reason = (str(e).splitlines() or [""])[0].split(" '")[0][:200]
         raise CaptionError(f"{path}: not a readable image ({reason or type(e).__name__})") from None
     return np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
 
@@ -82,6 +84,8 @@ def build_encoder(weights: str | None = "imagenet", input_size: int = DEFAULT_IN
     """Xception without its top, global average pooling: a photo batch -> (batch, 2048)."""
     import keras
 
+    if weights is None:
+        keras.utils.set_random_seed(0)  # the same random weights in every run, so killed runs can resume
     try:
         return keras.applications.Xception(
             weights=weights, include_top=False, pooling="avg", input_shape=(input_size, input_size, 3))
@@ -143,7 +147,8 @@ def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | No
     if len(set(names)) != len(names):
         raise CaptionError("two photos share a file name; features are keyed by file name")
     partial = Path(str(out) + ".partial") if out else None
-    run = {"input_size": int(encoder.input_shape[1]), "encoder": encoder.name,
+    run = {"input_size": int(encoder.input_shape[1]), "encoder": encoder.name, "chunk_size": chunk_size,
+           "weights": hashlib.sha256(np.asarray(encoder.weights[0]).tobytes()).hexdigest(),
            "photos": hashlib.sha256("\n".join(names).encode()).hexdigest()}
     if partial and partial.is_dir():
         try:
@@ -168,6 +173,7 @@ def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | No
         log.info("resuming: %d of %d photos already done", sum(len(chunks[i]) for i in done), len(paths))
 
     todo_paths = [p for i in todo for p in chunks[i]]
+    log.info("computing the features of %d photos in %d chunks", len(todo_paths), len(todo))
     results = encode(todo_paths, encoder, batch_size=batch_size, progress=progress)
     for index in todo:
         part_data: dict = {"features": {}, "failed": {}}
@@ -185,8 +191,12 @@ def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | No
     for index in range(len(chunks)):
         features.update(done[index]["features"])
         failed.update(done[index]["failed"])
+    for error in failed.values():
+        log.warning("skipped: %s", error)
+    if not features:
+        raise CaptionError(f"none of the {len(paths)} photos could be read")
     if failed:
-        log.warning("skipped %d unreadable photos, e.g. %s", len(failed), next(iter(failed.values())))
+        log.warning("skipped %d unreadable photos of %d", len(failed), len(paths))
     if out:
         save_pickle(features, out)
         shutil.rmtree(partial)

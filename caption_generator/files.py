@@ -51,7 +51,7 @@ def save_pickle(obj: Any, path: str | os.PathLike) -> None:
 
 _ALLOWED_GLOBALS = {
     ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
-    ("builtins", "str"), ("builtins", "bytes"), ("builtins", "int"), ("builtins", "float"),
+    ("builtins", "str"), ("builtins", "int"), ("builtins", "float"),
     ("builtins", "bool"), ("collections", "OrderedDict"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -60,10 +60,14 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _Refused(pickle.UnpicklingError):
+    """The pickle names something other than the plain types we write."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+            raise _Refused(f"refusing to load {module}.{name}")
         return super().find_class(module, name)
 
 
@@ -78,9 +82,9 @@ def load_pickle(path: str | os.PathLike) -> Any:
     try:
         with open(path, "rb") as f:
             return _RestrictedUnpickler(io.BufferedReader(f)).load()
-    except pickle.UnpicklingError as e:
+    except _Refused as e:
         raise CaptionError(f"{path}: not a plain-data pickle ({e})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
+    except Exception as e:  # damaged pickles raise many types (EOFError, OverflowError, KeyError, ...)
         raise CaptionError(f"{path}: unreadable or truncated pickle ({type(e).__name__})") from None
 
 

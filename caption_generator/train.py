@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from .config import TrainConfig
 from .files import CaptionError, atomic_path, write_text
+from .model import vocab_size_of
 from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,10 @@ class Checkpoints(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def latest_checkpoint(out_dir: Path) -> tuple[Path, int] | None:
-    """The last epoch checkpoint in a run folder, and its epoch number."""
+def latest_checkpoint(out_dir: Path, epochs: set[int] | None = None) -> tuple[Path, int] | None:
+    """The last epoch checkpoint in a run folder (only among `epochs` if given), and its epoch number."""
     found = [(int(m.group(1)), p) for p in out_dir.glob("epoch_*.keras")
-             if (m := re.fullmatch(r"epoch_(\d+)\.keras", p.name))]
+             if (m := re.fullmatch(r"epoch_(\d+)\.keras", p.name)) and (epochs is None or int(m.group(1)) in epochs)]
     if not found:
         return None
     epoch, path = max(found)
@@ -102,19 +103,28 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Datas
         ) -> tuple[keras.Model, list[dict]]:
     """Train with checkpoints in `out_dir`; return the best model by dev loss and the loss history.
 
-    With `resume`, continue from the run's last epoch checkpoint (model, optimizer and history).
+    With `resume`, continue from the run's last epoch checkpoint that history.json records
+    (model, optimizer and history); a kill between the two writes only costs that epoch.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
     initial_epoch = 0
     if resume:
-        last = latest_checkpoint(out_dir)
+        try:
+            history = json.loads((out_dir / "history.json").read_text())
+        except (OSError, ValueError):
+            history = []
+        last = latest_checkpoint(out_dir, {h.get("epoch") for h in history})
         if last is None:
             raise CaptionError(f"{out_dir}: no checkpoint to resume from")
         path, initial_epoch = last
-        model = keras.models.load_model(path)
-        history = [h for h in json.loads((out_dir / "history.json").read_text()) if h["epoch"] <= initial_epoch]
+        resumed = keras.models.load_model(path)
+        if vocab_size_of(resumed) != vocab_size_of(model):
+            raise CaptionError(f"{path} predicts over {vocab_size_of(resumed)} words but this run's vocabulary "
+                               f"has {vocab_size_of(model)}: resume with the same data and settings")
+        model = resumed
+        history = [h for h in history if h["epoch"] <= initial_epoch]
         log.info("resuming from %s (epoch %d)", path, initial_epoch)
     callbacks = [Checkpoints(out_dir, history, patience)]
     if initial_epoch < epochs:
@@ -128,6 +138,8 @@ def plot_history(history: list[dict], path: str | os.PathLike):
     """Training and dev loss per epoch, saved to `path`; returns the matplotlib Figure."""
     from matplotlib.figure import Figure
 
+    from .show import save_figure
+
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
@@ -138,35 +150,33 @@ def plot_history(history: list[dict], path: str | os.PathLike):
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+    save_figure(fig, path)
     return fig
 
 
-def run_training(data_root: str | os.PathLike, descriptions_path: str | os.PathLike, features_path: str | os.PathLike,
-                 tokenizer_path: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig,
-                 resume: bool = False, verbose: int | str = "auto") -> tuple[keras.Model, list[dict], Vocabulary]:
-    """Train on the train split, stop early on the dev split; writes tokenizer.p, checkpoints,
-    history.json, config.json and loss.png. Returns the best model, the history and the vocabulary."""
+def load_splits(data_root: str | os.PathLike, descriptions_path: str | os.PathLike, limit: int | None = None
+                ) -> dict[str, dict[str, list[str]]]:
+    """The cleaned captions of the official train and dev splits (first `limit` photos of each)."""
     from . import data
-    from .features import load_features
-    from .model import build_model
 
     descriptions = data.load_descriptions(descriptions_path)
-    splits = {s: data.split_descriptions(descriptions, data.read_split(data_root, s)[:config.limit], s)
-              for s in ("train", "dev")}
-    features = load_features(features_path)
-    vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
+    return {s: data.split_descriptions(descriptions, data.read_split(data_root, s)[:limit], s) for s in ("train", "dev")}
+
+
+def train_model(model: keras.Model, splits: dict[str, dict[str, list[str]]], vocab: Vocabulary,
+                features: dict[str, np.ndarray], out_dir: str | os.PathLike, config: TrainConfig,
+                resume: bool = False, verbose: int | str = "auto") -> tuple[keras.Model, list[dict]]:
+    """Train on the train split and stop early on the dev split; writes checkpoints, tokenizer.p,
+    history.json, config.json and loss.png to `out_dir`. Returns the best model by dev loss and the history."""
     train_arrays = caption_arrays(splits["train"], vocab, features)  # fails at once if features are missing
     dev_arrays = caption_arrays(splits["dev"], vocab, features)
-    vocab.save(tokenizer_path)
     out_dir = Path(out_dir)
+    vocab.save(out_dir / "tokenizer.p")
     write_text(out_dir / "config.json", json.dumps(asdict(config), indent=1))
     keras.utils.set_random_seed(config.seed)
     train_data = make_dataset(*train_arrays, config.batch_size, True, config.seed)
     dev_data = make_dataset(*dev_arrays, config.batch_size, False)
-    model = build_model(len(vocab), config.units, config.embedding_dim, config.dropout)
     compile_model(model, config.learning_rate)
     best, history = fit(model, train_data, dev_data, out_dir, config.epochs, config.patience, resume, verbose)
     plot_history(history, out_dir / "loss.png")
-    return best, history, vocab
+    return best, history

@@ -5,8 +5,9 @@ import pytest
 
 from caption_generator import data
 from caption_generator.config import TrainConfig
-from caption_generator.files import CaptionError, save_pickle
-from caption_generator.train import caption_arrays, make_dataset, run_training
+from caption_generator.files import CaptionError
+from caption_generator.model import build_model
+from caption_generator.train import caption_arrays, load_splits, make_dataset, train_model
 from caption_generator.vocabulary import Vocabulary
 from conftest import FLICKR
 
@@ -53,37 +54,41 @@ def test_model_overfits_the_fixture_captions(overfit, random_features):
 @pytest.fixture()
 def prepared(tmp_path, random_features):
     data.prepare(FLICKR, tmp_path / "descriptions.txt")
-    save_pickle(random_features, tmp_path / "features.p")
-    return tmp_path
+    splits = load_splits(FLICKR, tmp_path / "descriptions.txt")
+    vocab = Vocabulary.build(c for texts in splits["train"].values() for c in texts)
+    return splits, vocab, tmp_path / "run"
 
 
-def test_training_run_checkpoints_history_and_resume(prepared):
-    config = TrainConfig(units=16, embedding_dim=8, epochs=2, batch_size=32)
-    args = (FLICKR, prepared / "descriptions.txt", prepared / "features.p", prepared / "tokenizer.p", prepared / "run")
-    _, history, vocab = run_training(*args, config, verbose=0)
-    run = prepared / "run"
+def tiny(vocab):
+    return build_model(len(vocab), units=16, embedding_dim=8)
+
+
+def test_training_run_checkpoints_history_and_resume(prepared, random_features):
+    splits, vocab, run = prepared
+    config = TrainConfig(epochs=2, batch_size=32)
+    _, history = train_model(tiny(vocab), splits, vocab, random_features, run, config, verbose=0)
     assert [h["epoch"] for h in history] == [1, 2]
-    assert {"epoch_01.keras", "epoch_02.keras", "best.keras", "history.json", "loss.png", "config.json"} \
-        <= {p.name for p in run.iterdir()}
-    assert Vocabulary.load(prepared / "tokenizer.p") == vocab
+    assert {"epoch_01.keras", "epoch_02.keras", "best.keras", "history.json", "loss.png", "config.json",
+            "tokenizer.p"} <= {p.name for p in run.iterdir()}
+    assert Vocabulary.load(run / "tokenizer.p") == vocab
     config.epochs = 3
-    _, history, _ = run_training(*args, config, resume=True, verbose=0)
-    assert [h["epoch"] for h in history] == [1, 2, 3]
-    assert json.loads((run / "history.json").read_text())[:2] == history[:2]
+    _, resumed = train_model(tiny(vocab), splits, vocab, random_features, run, config, resume=True, verbose=0)
+    assert [h["epoch"] for h in resumed] == [1, 2, 3] and resumed[:2] == history
+    assert json.loads((run / "history.json").read_text()) == resumed
 
 
-def test_training_stops_early_when_dev_loss_stalls(prepared):
-    config = TrainConfig(units=16, embedding_dim=8, epochs=30, patience=1, learning_rate=0.05, batch_size=8)
-    _, history, _ = run_training(FLICKR, prepared / "descriptions.txt", prepared / "features.p",
-                                 prepared / "tokenizer.p", prepared / "run", config, verbose=0)
+def test_training_stops_early_when_dev_loss_stalls(prepared, random_features):
+    splits, vocab, run = prepared
+    config = TrainConfig(epochs=30, patience=1, learning_rate=0.05, batch_size=8)
+    _, history = train_model(tiny(vocab), splits, vocab, random_features, run, config, verbose=0)
     assert len(history) < 30
     losses = [h["val_loss"] for h in history]
     assert losses[-1] >= min(losses[:-1])
 
 
 def test_training_without_features_for_a_photo_fails_first(prepared, random_features):
-    save_pickle(dict(list(random_features.items())[1:]), prepared / "features.p")
+    splits, vocab, run = prepared
+    lacking = {k: v for k, v in random_features.items() if k != next(iter(splits["dev"]))}
     with pytest.raises(CaptionError, match="lack 1 of"):
-        run_training(FLICKR, prepared / "descriptions.txt", prepared / "features.p", prepared / "tokenizer.p",
-                     prepared / "run", TrainConfig(epochs=1), verbose=0)
-    assert not (prepared / "run").exists()
+        train_model(tiny(vocab), splits, vocab, lacking, run, TrainConfig(epochs=1), verbose=0)
+    assert not run.exists()
