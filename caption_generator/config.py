@@ -8,7 +8,7 @@ from dataclasses import dataclass
 class TrainConfig:
     """Everything a training run depends on; saved as config.json beside its checkpoints."""
 
-    min_count: int = 1
+    min_count: int = 5
     units: int = 256
     embedding_dim: int = 256
     dropout: float = 0.5

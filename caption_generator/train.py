@@ -50,11 +50,17 @@ def caption_arrays(descriptions: dict[str, list[str]], vocab: Vocabulary, featur
 
 def make_dataset(photos: np.ndarray, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 64,
                  shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
-    """Batches of ({"features", "words"}, next words) for model.fit."""
+    """Batches of ({"features", "words"}, next words) for model.fit, each cut to its longest caption
+    (padding beyond it would cost time and change nothing)."""
+
+    def trim(inputs, targets):
+        length = tf.reduce_max(tf.reduce_sum(tf.cast(targets != 0, tf.int32), axis=1))
+        return {"features": inputs["features"], "words": inputs["words"][:, :length]}, targets[:, :length]
+
     dataset = tf.data.Dataset.from_tensor_slices(({"features": photos, "words": inputs}, targets))
     if shuffle:
         dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).map(trim).prefetch(tf.data.AUTOTUNE)
 
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
@@ -101,7 +107,8 @@ def latest_checkpoint(out_dir: Path, epochs: set[int] | None = None) -> tuple[Pa
 def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Dataset, out_dir: str | os.PathLike,
         epochs: int = 20, patience: int = 3, resume: bool = False, verbose: int | str = "auto"
         ) -> tuple[keras.Model, list[dict]]:
-    """Train with checkpoints in `out_dir`; return the best model by dev loss and the loss history.
+    """Train with checkpoints in `out_dir`, halving the learning rate after an epoch without progress
+    on the dev loss; return the best model by dev loss and the loss history.
 
     With `resume`, continue from the run's last epoch checkpoint that history.json records
     (model, optimizer and history); a kill between the two writes only costs that epoch.
@@ -126,7 +133,8 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Datas
         model = resumed
         history = [h for h in history if h["epoch"] <= initial_epoch]
         log.info("resuming from %s (epoch %d)", path, initial_epoch)
-    callbacks = [Checkpoints(out_dir, history, patience)]
+    halve_rate = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
+    callbacks = [halve_rate, Checkpoints(out_dir, history, patience)]
     if initial_epoch < epochs:
         model.fit(train_data, validation_data=dev_data, epochs=epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles

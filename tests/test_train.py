@@ -29,9 +29,12 @@ def test_dataset_batches_shapes_and_padding_mask(descriptions, random_features):
     vocab = Vocabulary.build(c for texts in descriptions.values() for c in texts)
     batches = list(make_dataset(*caption_arrays(descriptions, vocab, random_features), batch_size=16))
     assert sum(len(t) for _, t in batches) == 115
-    inputs, targets = batches[0]
-    assert inputs["features"].shape == (16, 2048) and inputs["words"].shape == (16, vocab.max_length - 1)
-    assert np.array_equal(inputs["words"].numpy() != 0, targets.numpy() != 0)  # same mask on both sides
+    for inputs, targets in batches:
+        words, targets = inputs["words"].numpy(), targets.numpy()
+        assert inputs["features"].shape == (len(words), 2048) and words.shape == targets.shape
+        assert np.array_equal(words != 0, targets != 0)  # same mask on both sides
+        assert targets[:, -1].any()  # cut to the batch's longest caption, no all-padding column
+    assert inputs["features"].shape[0] == 115 % 16
 
 
 def test_missing_features_stop_before_any_work(descriptions, random_features):
