@@ -72,7 +72,8 @@ class Captioner:
             log_probs[finished] = -np.inf
             log_probs[finished, self.vocab.pad_id] = 0.0  # a finished caption only grows padding, for free
             candidates = (scores[:, :, None] + log_probs).reshape(n, beam * vocab)
-            top = np.argsort(-candidates, axis=1, kind="stable")[:, :beam]
+            top = np.argpartition(-candidates, beam - 1, axis=1)[:, :beam]  # the best, unordered: no full sort
+            top = np.take_along_axis(top, np.lexsort((top, -np.take_along_axis(candidates, top, axis=1))), axis=1)
             origin, words = top // vocab, (top % vocab).astype(np.int32)
             scores = np.take_along_axis(candidates, top, axis=1)
             sequences = np.concatenate([np.take_along_axis(sequences, origin[:, :, None], axis=1),
