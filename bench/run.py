@@ -1,0 +1,371 @@
+"""Benchmark our pipeline against the tutorial baseline (bench/baseline.py), side by side on the same inputs.
+
+    python bench/run.py [--quick] [--json results.json]
+
+Measures (1) feature extraction from JPEG files: ours, the baseline and the bare Xception forward
+pass on ready tensors; (2) training seconds per epoch and peak memory, each in its own process;
+(3) captioning ms per photo from known features; (4) testing_caption_generator.py end to end.
+Prints a table, the ratios against the targets of the issue, and the results as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import numpy as np  # noqa: E402
+
+SIZES = {
+    "quick": {"photos": 8, "repeats": 2, "captions": 128, "epochs": 2, "memory_captions": 0,
+              "caption_photos": 2, "e2e_photos": 5},
+    "full": {"photos": 64, "repeats": 3, "captions": 2000, "epochs": 3, "memory_captions": 30000,
+             "caption_photos": 20, "e2e_photos": 100},
+}
+BATCH = 8  # the CLI's default encoder batch size
+EPOCH_CAPTIONS = 30000  # the Flickr8k train split: 6000 photos x 5 captions
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds that one call of fn takes."""
+    return timed_call(fn)[0]
+
+
+def timed_call(fn: Callable[[], object]) -> tuple[float, object]:
+    """Seconds that one call of fn takes, and what it returned."""
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def train_descriptions(data_root: Path):
+    """The cleaned captions of the train split and the vocabulary built from them (as training does)."""
+    from caption_generator import data
+    from caption_generator.config import TrainConfig
+    from caption_generator.vocabulary import Vocabulary
+
+    clean = data.clean_descriptions(data.read_captions(data.captions_path(data_root)))
+    train = data.split_descriptions(clean, data.read_split(data_root, "train"), "train")
+    return train, Vocabulary.build((c for texts in train.values() for c in texts), TrainConfig().min_count)
+
+
+def first_captions(descriptions: dict[str, list[str]], count: int) -> dict[str, list[str]]:
+    """The first photos' captions, `count` captions in all (whole photos; the last may be cut)."""
+    chosen, total = {}, 0
+    for name, texts in descriptions.items():
+        if total >= count:
+            break
+        chosen[name] = texts[:count - total]
+        total += len(chosen[name])
+    return chosen
+
+
+def train_worker(kind: str, data_root: Path, captions: int, epochs: int) -> dict:
+    """Run in a process of its own: `epochs` timed training epochs over the first `captions` captions,
+    after a short warm-up; photo features are random (training time does not depend on them)."""
+    import keras
+
+    descriptions, vocab = train_descriptions(data_root)
+    subset = first_captions(descriptions, captions)
+    rng = np.random.default_rng(0)
+    features = {name: rng.random((1, 2048), np.float32) for name in subset}
+    keras.utils.set_random_seed(0)
+    if kind == "ours":
+        from caption_generator.model import build_model
+        from caption_generator.train import caption_arrays, compile_model, make_dataset
+
+        model = build_model(len(vocab))
+        compile_model(model)
+        dataset = make_dataset(*caption_arrays(subset, vocab, {n: f[0] for n, f in features.items()}))
+        model.fit(dataset.take(2), verbose=0)
+        epoch = lambda: model.fit(dataset, epochs=1, verbose=0)  # noqa: E731
+    else:
+        import baseline
+
+        model = baseline.define_model(len(vocab), vocab.max_length)
+        baseline.train_epoch(model, subset, features, vocab, steps=2)
+        epoch = lambda: baseline.train_epoch(model, subset, features, vocab)  # noqa: E731
+    times = [timed(epoch) for _ in range(epochs)]
+    return {"captions": sum(map(len, subset.values())), "vocabulary": len(vocab), "epoch_s": times,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_worker(kind: str, data_root: Path, captions: int, epochs: int) -> dict:
+    """train_worker in a fresh Python process (fair peak memory)."""
+    command = [sys.executable, __file__, "--worker", kind, "--data-root", str(data_root),
+               "--captions", str(captions), "--epochs", str(epochs)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{kind} training worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_features(paths: list[Path], encoder, repeats: int) -> tuple[dict, np.ndarray]:
+    """Images/s from JPEG files: ours (encode), the baseline, and the bare forward pass on ready tensors;
+    repeats interleaved so that noise hits all three alike. Returns the results and our features."""
+    import tensorflow as tf
+
+    import baseline
+    from caption_generator.features import encode, load_image
+
+    size = int(encoder.input_shape[1])
+    ready = [tf.constant(np.stack([load_image(p, size) for p in paths[i:i + BATCH]]))
+             for i in range(0, len(paths), BATCH)]
+    forward = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+
+    def bare():
+        for batch in ready:
+            forward(batch).numpy()
+
+    def ours():
+        return np.stack([v for _, v, _ in encode(paths, encoder, batch_size=BATCH, progress=False)])
+
+    bare(), ours(), baseline.extract_features(paths[:1], encoder)  # warm-up: tracing
+    runs: dict[str, list[float]] = {"ours": [], "bare": [], "baseline": []}
+    for _ in range(repeats):
+        seconds, ours_features = timed_call(ours)
+        runs["ours"].append(seconds)
+        runs["bare"].append(timed(bare))
+        seconds, theirs = timed_call(lambda: baseline.extract_features(paths, encoder))
+        runs["baseline"].append(seconds)
+    theirs = np.concatenate([theirs[p.name] for p in paths])
+    cosine = np.sum(ours_features * theirs, 1) / np.linalg.norm(ours_features, axis=1) / np.linalg.norm(theirs, axis=1)
+    result = {f"{k}_img_s": len(paths) / median(v) for k, v in runs.items()}
+    result |= {"photos": len(paths), "batch_size": BATCH, "input_size": size, "runs_s": runs,
+               "cosine_ours_vs_baseline_mean": float(cosine.mean())}
+    return result, ours_features
+
+
+def caption_model(data_root: Path, folder: Path):
+    """The shipped caption model if there is one, else an untrained one of the default size with a
+    vocabulary built from the train split, saved in `folder`. Returns (captioner, CLI args, which)."""
+    import keras
+
+    from caption_generator.caption import MANIFEST, load_captioner
+    from caption_generator.model import build_model
+
+    if MANIFEST.is_file():
+        return load_captioner()[0], [], "shipped model (models/)"
+    _, vocab = train_descriptions(data_root)
+    keras.utils.set_random_seed(0)
+    model = build_model(len(vocab))
+    model.save(folder / "caption_model.keras")
+    vocab.save(folder / "tokenizer.p")
+    args = ["--model", str(folder / "caption_model.keras"), "--tokenizer", str(folder / "tokenizer.p")]
+    return load_captioner([folder / "caption_model.keras"], folder / "tokenizer.p")[0], args, \
+        "untrained model of the default size, train-split vocabulary (speed does not depend on training)"
+
+
+def bench_captioning(captioner, features: np.ndarray, repeats: int) -> dict:
+    """ms per photo from known features: ours greedy (batched and one photo per call), ours beam 3,
+    and the baseline's greedy decoding with the same weights."""
+    import baseline
+
+    vocab = captioner.vocab
+    theirs_model = baseline.define_model(len(vocab), vocab.max_length)
+    baseline.copy_weights(captioner.models[0], theirs_model)
+
+    def theirs():
+        return [baseline.generate_desc(theirs_model, vocab, f[None], vocab.max_length) for f in features]
+
+    def single():
+        return [captioner.greedy(f[None])[0] for f in features]
+
+    jobs = {"ours_greedy": lambda: captioner.greedy(features), "ours_greedy_one_by_one": single,
+            "ours_beam3": lambda: captioner.beam_search(features, beam=3), "baseline_greedy": theirs}
+    for job in list(jobs.values())[:3]:
+        job()  # warm-up: tracing
+    baseline.generate_desc(theirs_model, vocab, features[:1], 2)
+    runs: dict[str, list[float]] = {k: [] for k in jobs}
+    captions = {}
+    for _ in range(repeats):
+        for name, job in jobs.items():
+            seconds, captions[name] = timed_call(job)
+            runs[name].append(seconds)
+    ours, baseline_captions = captions["ours_greedy"], captions["baseline_greedy"]
+    longest = vocab.max_length - 2
+    same = sum(a.split() == b.split()[:longest] for a, b in zip(ours, baseline_captions))
+    result = {f"{k}_ms": 1000 * median(v) / len(features) for k, v in runs.items()}
+    return result | {"photos": len(features), "same_greedy_captions": same,
+                     "mean_words_greedy": float(np.mean([len(c.split()) for c in ours])), "runs_s": runs}
+
+
+def bench_end_to_end(paths: list[Path], model_args: list[str], repeats: int) -> dict:
+    """Wall time of testing_caption_generator.py -i on one photo, and on all `paths` in one call."""
+    script = [sys.executable, str(ROOT / "testing_caption_generator.py")]
+
+    def call(photos: list[Path]) -> float:
+        command = script + [a for p in photos for a in ("-i", str(p))] + model_args
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        wall = time.perf_counter() - start
+        lines = done.stdout.strip().splitlines()
+        if done.returncode or len(lines) != len(photos):
+            raise RuntimeError(f"testing_caption_generator.py failed:\n{done.stderr[-3000:]}")
+        return wall
+
+    one = [call(paths[:1]) for _ in range(repeats)]
+    many = call(paths)
+    return {"one_photo_s": median(one), "many_photos": len(paths), "many_s": many,
+            "many_per_photo_ms": 1000 * many / len(paths),
+            "many_marginal_per_photo_ms": 1000 * (many - median(one)) / (len(paths) - 1), "one_runs_s": one}
+
+
+def ratios(results: dict) -> list[tuple[str, float, str, bool]]:
+    """(what, measured ratio, target, met) for each target of the issue."""
+    f, t, c, e = results["features"], results["training"], results["captioning"], results["end_to_end"]
+    bare_ms = 1000 / f["bare_img_s"]
+    rows = [
+        ("extraction: ours / bare forward", f["ours_img_s"] / f["bare_img_s"], ">= 0.9"),
+        ("extraction: ours / baseline", f["ours_img_s"] / f["baseline_img_s"], ">= 3"),
+        ("training epoch: baseline / ours", t["baseline_epoch_s"] / t["ours_epoch_s"], ">= 10"),
+        ("training peak memory: baseline / ours", t["baseline_peak_rss_mb"] / t["ours_peak_rss_mb"], "> 1"),
+        ("greedy: baseline / ours (batched)", c["baseline_greedy_ms"] / c["ours_greedy_ms"], ">= 10"),
+        ("greedy: baseline / ours (one photo per call)", c["baseline_greedy_ms"] / c["ours_greedy_one_by_one_ms"],
+         "(info)"),
+        ("beam 3 / greedy (ours, batched)", c["ours_beam3_ms"] / c["ours_greedy_ms"], "<= 2"),
+        (f"{e['many_photos']} photos in one call, per photo / bare forward", e["many_per_photo_ms"] / bare_ms,
+         "<= 1.2"),
+        ("  the same without start-up (marginal per photo)", e["many_marginal_per_photo_ms"] / bare_ms, "(info)"),
+    ]
+    if "memory" in t:
+        m = t["memory"]
+        rows.append((f"training peak memory at {m['captions']} captions: baseline / ours",
+                     m["baseline_peak_rss_mb"] / m["ours_peak_rss_mb"], "> 1"))
+
+    def met(value: float, target: str) -> bool | None:
+        if target == "(info)":
+            return None
+        op, bound = target.split()
+        return {">=": value >= float(bound), ">": value > float(bound), "<=": value <= float(bound)}[op]
+
+    return [(what, value, target, met(value, target)) for what, value, target in rows]
+
+
+def table(results: dict) -> str:
+    """The results as a Markdown table and the ratios against the targets."""
+    f, t, c, e = results["features"], results["training"], results["captioning"], results["end_to_end"]
+    scale = EPOCH_CAPTIONS / t["captions"]
+    rows = [
+        ("Feature extraction, images/s (JPEG files, batch 8)", f"{f['ours_img_s']:.2f}", f"{f['baseline_img_s']:.2f}",
+         f"bare forward on ready tensors: {f['bare_img_s']:.2f}"),
+        (f"Training, s per epoch of {t['captions']} captions", f"{t['ours_epoch_s']:.1f}",
+         f"{t['baseline_epoch_s']:.1f}", f"vocabulary {t['vocabulary']} words, 256 units"),
+        (f"Training, s per {EPOCH_CAPTIONS}-caption epoch (scaled x{scale:g})", f"{t['ours_epoch_s'] * scale:.0f}",
+         f"{t['baseline_epoch_s'] * scale:.0f}", "the whole Flickr8k train split"),
+        (f"Training, peak memory MB ({t['captions']} captions)", f"{t['ours_peak_rss_mb']:.0f}",
+         f"{t['baseline_peak_rss_mb']:.0f}", "ru_maxrss of a process of its own"),
+    ]
+    if "memory" in t:
+        m = t["memory"]
+        rows.append((f"Training, peak memory MB ({m['captions']} captions)", f"{m['ours_peak_rss_mb']:.0f}",
+                     f"{m['baseline_peak_rss_mb']:.0f}", "all the train split's captions loaded"))
+    rows += [
+        ("Captioning greedy, ms/photo (features known)", f"{c['ours_greedy_ms']:.1f}",
+         f"{c['baseline_greedy_ms']:.1f}",
+         f"{c['photos']} photos in one batch; {c['same_greedy_captions']}/{c['photos']} captions identical"),
+        ("Captioning greedy one photo per call, ms/photo", f"{c['ours_greedy_one_by_one_ms']:.1f}", "", ""),
+        ("Captioning beam 3, ms/photo", f"{c['ours_beam3_ms']:.1f}", "", ""),
+        ("testing_caption_generator.py -i, 1 photo, s (whole process)", f"{e['one_photo_s']:.1f}", "", ""),
+        (f"testing_caption_generator.py, {e['many_photos']} photos in one call, ms/photo",
+         f"{e['many_per_photo_ms']:.0f}", "",
+         f"marginal {e['many_marginal_per_photo_ms']:.0f} ms/photo; bare forward {1000 / f['bare_img_s']:.0f}"),
+    ]
+    lines = ["| measure | ours | baseline | note |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    lines += ["", "| ratio | measured | target | met |", "| --- | ---: | --- | --- |"]
+    lines += [f"| {what} | {value:.2f} | {target} | {'' if ok is None else 'yes' if ok else 'NO'} |"
+              for what, value, target, ok in ratios(results)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small smoke-test size (about 3 minutes)")
+    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "flickr8k",
+                        help="Flickr8k folder (default: ../shared/flickr8k)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--encoder-weights", default=None,
+                        help="Xception ImageNet weights file (default: $XCEPTION_WEIGHTS, else Keras's download)")
+    parser.add_argument("--worker", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--captions", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(train_worker(args.worker, args.data_root, args.captions, args.epochs)))
+        return
+
+    from caption_generator import data
+    from caption_generator.features import build_encoder, encoder_weights
+
+    size = SIZES["quick" if args.quick else "full"]
+    weights = encoder_weights(args.encoder_weights)  # fail at once without weights
+    weight_args = [] if weights == "imagenet" else ["--encoder-weights", weights or "none"]
+    started = time.perf_counter()
+    test_photos = [data.image_dir(args.data_root) / n for n in data.read_split(args.data_root, "test")]
+    results: dict = {"size": "quick" if args.quick else "full", "settings": size,
+                     "machine": {"cpus": os.cpu_count(), "processor": _processor()}}
+
+    print("training (each side in a process of its own) ...", file=sys.stderr)
+    training = {k: run_worker(k, args.data_root, size["captions"], size["epochs"]) for k in ("ours", "baseline")}
+    results["training"] = {"captions": training["ours"]["captions"], "vocabulary": training["ours"]["vocabulary"],
+                           **{f"{k}_epoch_s": median(v["epoch_s"]) for k, v in training.items()},
+                           **{f"{k}_peak_rss_mb": v["peak_rss_mb"] for k, v in training.items()}, "runs": training}
+    if size["memory_captions"]:
+        memory = {k: run_worker(k, args.data_root, size["memory_captions"], 0) for k in ("ours", "baseline")}
+        results["training"]["memory"] = {"captions": memory["ours"]["captions"],
+                                         **{f"{k}_peak_rss_mb": v["peak_rss_mb"] for k, v in memory.items()}}
+
+    print("feature extraction ...", file=sys.stderr)
+    encoder = build_encoder(weights)
+    results["features"], features = bench_features(test_photos[:size["photos"]], encoder, size["repeats"])
+
+    with tempfile.TemporaryDirectory() as folder:
+        print("captioning ...", file=sys.stderr)
+        captioner, model_args, which = caption_model(args.data_root, Path(folder))
+        results["caption_model"] = which
+        results["captioning"] = bench_captioning(captioner, features[:size["caption_photos"]], size["repeats"])
+        print("end to end ...", file=sys.stderr)
+        results["end_to_end"] = bench_end_to_end(test_photos[:size["e2e_photos"]],
+                                                  model_args + weight_args, size["repeats"])
+    results["ratios"] = [{"what": w, "measured": v, "target": t, "met": m} for w, v, t, m in ratios(results)]
+    results["seconds"] = time.perf_counter() - started
+
+    print(f"\n{results['size']} run, {results['machine']['cpus']} CPUs ({results['machine']['processor']}); "
+          f"caption model: {which}\n")
+    print(table(results))
+    print("\n" + json.dumps(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def _processor() -> str:
+    """The CPU's model name (Linux), or the platform's processor string."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    main()
