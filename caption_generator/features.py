@@ -95,6 +95,19 @@ def build_encoder(weights: str | None = "imagenet", input_size: int = DEFAULT_IN
         raise CaptionError(f"cannot load the Xception weights ({weights}): {str(e).splitlines()[0]}{hint}") from None
 
 
+_compiled: list = []  # [(encoder, its compiled forward pass)] for the last encoder used
+
+
+def compiled_forward(encoder):
+    """The encoder's forward pass as a tf.function, kept for the last encoder used, so that
+    repeated encode calls (a notebook captioning photo after photo) trace it only once."""
+    import tensorflow as tf
+
+    if not _compiled or _compiled[0][0] is not encoder:
+        _compiled[:] = [(encoder, tf.function(lambda x: encoder(x, training=False), reduce_retracing=True))]
+    return _compiled[0][1]
+
+
 def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool = True
            ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
     """Run photos through the encoder in batches, decoding them in parallel with tf.data.
@@ -118,7 +131,7 @@ def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool =
         image.set_shape((input_size, input_size, 3))
         return image, error
 
-    forward = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+    forward = compiled_forward(encoder)
     dataset = (tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
                .map(read_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .batch(batch_size)
