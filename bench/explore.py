@@ -82,7 +82,7 @@ def main() -> None:
     stats = pstats.Stats(profile).sort_stats("cumulative")
     stats.print_stats(12)
 
-    results["batch"] = {b: images_per_second(forward, images, b) for b in (1, 4, 8, 16, 32)}
+    results["batch"] = {b: images_per_second(forward, images, b) for b in (1, 4, 8, 16, 32) if b <= len(images)}
     jit = tf.function(lambda x: encoder(x, training=False), jit_compile=True)
     results["jit_compile_b8"] = images_per_second(jit, images, 8)
 
