@@ -7,11 +7,20 @@ import os
 import sys
 
 from .files import CaptionError
-from .config import TrainConfig
+from .config import TrainConfig, cluster_position
+from .layouts import LAYOUTS
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", default=".", help="Flickr8k folder with Flickr8k_text/ and the photos (default: .)")
+    p.add_argument("--data-root", default=".", help="dataset folder: photos and captions (default: .)")
+    _layout_arg(p)
+
+
+def _layout_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", default=None, choices=LAYOUTS,
+                   help="how --data-root is laid out (default: detected): flickr8k (Flickr8k_text/, Flicker8k_Dataset/), "
+                        "karpathy (dataset_*.json and a photo folder), captions_csv (Images/, captions.txt), "
+                        "folder_csv (photos and one image,caption[,split] CSV)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N photos of each split (quick runs)")
 
 
@@ -29,6 +38,7 @@ def _index_args(p: argparse.ArgumentParser, data_root: str | None) -> None:
     p.add_argument("--data-root", default=data_root,
                    help="Flickr8k folder whose photos and reference captions are the collection to search"
                         + ("" if data_root else " (default: use the saved --index as it is)"))
+    _layout_arg(p)
     p.add_argument("--index", default="caption_index.p",
                    help="saved index of the collection, built from --data-root when missing or out of date "
                         "(default: caption_index.p)")
@@ -73,12 +83,19 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 def cmd_features(args: argparse.Namespace) -> None:
     from . import data, features
-    paths = data.photo_paths(args.data_root, args.limit)
+    if args.merge:
+        result = features.merge_features(args.out)
+        print(f"features of {len(result)} photos -> {args.out}")
+        return
+    index, count = cluster_position()  # under TF_CONFIG, this worker's share of the photos
+    paths = features.shard(data.photo_paths(args.data_root, args.limit), index, count)
+    out = args.out if count == 1 else features.part_path(args.out, index, count)
     encoder = features.build_encoder(features.encoder_weights(args.encoder_weights),
                                      args.input_size or features.DEFAULT_INPUT_SIZE)
-    result = features.extract_features(paths, encoder, out=args.out, batch_size=args.batch_size,
+    result = features.extract_features(paths, encoder, out=out, batch_size=args.batch_size,
                                        chunk_size=args.chunk_size)
-    print(f"features of {len(result)} photos -> {args.out}")
+    print(f"features of {len(result)} photos -> {out}" + ("; when every worker is done, run features --merge"
+                                                           if count > 1 else ""))
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -100,10 +117,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     features = load_features(args.features)
     vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
     model = build_model(len(vocab), config.units, config.embedding_dim, config.dropout)
-    if args.plot:
+    chief = cluster_position()[0] == 0  # with several workers, only the chief writes
+    if args.plot and chief:
         plot(model, args.plot)
     _, history = train_model(model, splits, vocab, features, args.out_dir, config, args.resume, verbose=2)
-    vocab.save(args.tokenizer)
+    if chief:
+        vocab.save(args.tokenizer)
     best = min(history, key=lambda h: h["val_loss"])
     print(f"best dev loss {best['val_loss']:.4f} at epoch {best['epoch']} -> {args.out_dir}/best.keras "
           f"(vocabulary of {len(vocab)} words -> {args.tokenizer})")
@@ -241,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="features.p")
     p.add_argument("--chunk-size", type=int, default=256,
                    help="photos per saved chunk; a killed run resumes after the last chunk (default: 256)")
+    p.add_argument("--merge", action="store_true",
+                   help="merge the parts written by the workers of a TF_CONFIG cluster into --out")
     p.set_defaults(run=cmd_features)
 
     p = commands.add_parser("verify", help="check the photos against the original release's sha256 sums")
@@ -283,8 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=cmd_evaluate)
 
     args = parser.parse_args(argv)
+    if args.command == "train" and cluster_position()[1] > 1:
+        from .train import distribution_strategy
+        distribution_strategy()  # multi-worker collectives must be set up before any TensorFlow operation
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
+        if getattr(args, "layout", None) and args.data_root is not None:
+            from .layouts import open_layout
+            args.data_root = open_layout(args.data_root, args.layout)
         status = args.run(args)
     except CaptionError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""Flickr8k data: the standard folder layout, caption cleaning, the official split."""
+"""Dataset access for any layout (see layouts/), caption cleaning, descriptions.txt.
+
+Functions taking a `data_root` accept a folder (its layout is detected) or a layouts.Layout.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,17 +11,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from .files import CaptionError, write_text
+from .layouts import SPLITS, open_layout
+from .layouts.flickr8k import CAPTIONS_FILE, IMAGE_DIR_NAMES, SPLIT_FILES, TEXT_DIR  # noqa: F401 (public names)
 
 log = logging.getLogger(__name__)
 
-TEXT_DIR = "Flickr8k_text"
-CAPTIONS_FILE = "Flickr8k.token.txt"
-IMAGE_DIR_NAMES = ("Flicker8k_Dataset", "Flickr8k_Dataset")
-SPLIT_FILES = {
-    "train": "Flickr_8k.trainImages.txt",
-    "dev": "Flickr_8k.devImages.txt",
-    "test": "Flickr_8k.testImages.txt",
-}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -34,36 +31,28 @@ def clean_caption(text: str) -> str:
 
 
 def image_dir(data_root: str | os.PathLike) -> Path:
-    """The photo folder under a Flickr8k data root (either spelling of the original zip)."""
-    root = Path(data_root)
-    for name in IMAGE_DIR_NAMES:
-        if (root / name).is_dir():
-            return root / name
-    raise CaptionError(f"{root}: no image folder ({' or '.join(IMAGE_DIR_NAMES)})")
+    """The photo folder of a data root (for Flickr8k, either spelling of the original zip)."""
+    return open_layout(data_root).image_dir()
 
 
 def captions_path(data_root: str | os.PathLike) -> Path:
-    """The original caption file under a data root."""
-    path = Path(data_root) / TEXT_DIR / CAPTIONS_FILE
-    if not path.is_file():
-        raise CaptionError(f"{path}: no such file (is --data-root a Flickr8k folder?)")
-    return path
+    """The caption file of a data root (read it with read_captions)."""
+    return open_layout(data_root).captions_path()
 
 
-def read_captions(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Read `<image>#<n>\\t<caption>` lines into {image: [raw captions]}.
-
-    Blank lines are ignored; lines without a tab or an image name are skipped and counted;
-    bytes that are not UTF-8 are replaced. Windows line endings are accepted.
-    """
+def decode_text(path: str | os.PathLike) -> str:
+    """A text file's content; bytes that are not UTF-8 are replaced, with a warning."""
     raw = Path(path).read_bytes()
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         log.warning("%s: bytes that are not UTF-8 were replaced", path)
-        text = raw.decode("utf-8", errors="replace")
-    captions: dict[str, list[str]] = defaultdict(list)
-    skipped = 0
+        return raw.decode("utf-8", errors="replace")
+
+
+def _token_lines(text: str, path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(image, caption) of each `<image>#<n>\\t<caption>` line; malformed lines are skipped and counted."""
+    pairs, skipped = [], 0
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -72,9 +61,29 @@ def read_captions(path: str | os.PathLike) -> dict[str, list[str]]:
         if not tab or not image or not caption.strip():
             skipped += 1
             continue
-        captions[image].append(caption.strip())
+        pairs.append((image, caption.strip()))
     if skipped:
         log.warning("%s: skipped %d malformed lines (no tab, image name or caption)", path, skipped)
+    return pairs
+
+
+def read_captions(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Read a caption file into {image: [raw captions]}: a Karpathy JSON (.json), a CSV whose header
+    names image and caption, or `<image>#<n>\\t<caption>` lines (Flickr8k.token.txt, descriptions.txt).
+
+    Blank lines are ignored; lines without a tab or an image name are skipped and counted;
+    bytes that are not UTF-8 are replaced. Windows line endings are accepted.
+    """
+    from .layouts import captions_csv, karpathy
+
+    if Path(path).suffix.lower() == ".json":
+        return karpathy.read_json_captions(path)
+    text = decode_text(path)
+    pairs = [(r["image"], r["caption"]) for r in captions_csv.read_rows(text, Path(path))] \
+        if captions_csv.is_caption_csv(text) else _token_lines(text, path)
+    captions: dict[str, list[str]] = defaultdict(list)
+    for image, caption in pairs:
+        captions[image].append(caption)
     if not captions:
         raise CaptionError(f"{path}: no captions found")
     return dict(captions)
@@ -104,26 +113,11 @@ def load_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
 
 
 def read_split(data_root: str | os.PathLike, split: str) -> list[str]:
-    """The image names of an official split whose photo exists in the image folder.
+    """The image names of a split (train, dev, test) whose photo exists.
 
     Names of missing photos are dropped with a warning that gives their count.
     """
-    if split not in SPLIT_FILES:
-        raise CaptionError(f"unknown split {split!r}; choose from {', '.join(SPLIT_FILES)}")
-    path = Path(data_root) / TEXT_DIR / SPLIT_FILES[split]
-    if not path.is_file():
-        raise CaptionError(f"{path}: no such file")
-    names = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-    names = list(dict.fromkeys(n for n in names if n))
-    folder = image_dir(data_root)
-    present = [n for n in names if (folder / n).is_file()]
-    if len(present) < len(names):
-        missing = sorted(set(names) - set(present))
-        log.warning("%s split: %d of %d photos missing from %s (e.g. %s); going on without them",
-                    split, len(missing), len(names), folder, missing[0])
-    if not present:
-        raise CaptionError(f"{split} split: none of its {len(names)} photos is in {folder}")
-    return present
+    return open_layout(data_root).split(split)
 
 
 def split_descriptions(descriptions: dict[str, list[str]], images: list[str], split: str) -> dict[str, list[str]]:
@@ -142,27 +136,27 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def prepare(data_root: str | os.PathLike, out: str | os.PathLike = "descriptions.txt") -> dict[str, list[str]]:
-    """Read and clean the Flickr8k captions and write descriptions.txt.
+    """Read and clean a data root's captions and write descriptions.txt.
 
     Captions of photos that are not in the image folder are kept, with a warning giving their count:
     the splits leave those photos out later.
     """
-    descriptions = clean_descriptions(read_captions(captions_path(data_root)))
-    folder = image_dir(data_root)
-    unknown = [n for n in descriptions if not (folder / n).is_file()]
+    layout = open_layout(data_root)
+    descriptions = clean_descriptions(layout.captions())
+    unknown = [n for n in descriptions if not layout.photo_path(n).is_file()]
     if unknown:
         log.warning("captions name %d photos that are not in %s (e.g. %s); they will not be used",
-                    len(unknown), folder, unknown[0])
+                    len(unknown), layout.image_dir(), unknown[0])
     save_descriptions(descriptions, out)
     return descriptions
 
 
 def photo_paths(data_root: str | os.PathLike, limit: int | None = None) -> list[Path]:
-    """All photos of the data root's image folder, or with `limit` the first N of each split."""
-    folder = image_dir(data_root)
+    """All photos of the data root, or with `limit` the first N of each split."""
+    layout = open_layout(data_root)
     if limit is None:
-        return list_images(folder)
-    return [folder / n for split in SPLIT_FILES for n in read_split(data_root, split)[:limit]]
+        return layout.photos()
+    return [layout.photo_path(n) for split in SPLITS for n in layout.split(split)[:limit]]
 
 
 def verify(data_root: str | os.PathLike, sums_path: str | os.PathLike) -> dict[str, int]:

@@ -216,6 +216,32 @@ def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | No
     return features
 
 
+def shard(paths: Sequence[Path], index: int, count: int) -> list[Path]:
+    """Worker `index` of `count`'s share of the photos: every count-th of the sorted list."""
+    return sorted(Path(p) for p in paths)[index::count]
+
+
+def part_path(out: str | os.PathLike, index: int, count: int) -> Path:
+    """Where worker `index` of `count` writes the features of its share (beside `out`)."""
+    return Path(f"{out}.part-{index + 1}-of-{count}")
+
+
+def merge_features(out: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Merge the workers' parts (`<out>.part-I-of-N`, all N of them) into `out`; the parts are then removed."""
+    parts = sorted(Path(out).parent.glob(f"{Path(out).name}.part-*-of-*"))
+    counts = {p.name.rsplit("-of-", 1)[1] for p in parts}
+    if len(counts) != 1 or len(parts) != int(counts.pop()):
+        raise CaptionError(f"{out}: found {len(parts)} worker parts ({', '.join(p.name for p in parts) or 'none'}); "
+                           "each worker must finish its part before merging")
+    features: dict[str, np.ndarray] = {}
+    for part in parts:
+        features.update(load_features(part))
+    save_pickle(features, out)
+    for part in parts:
+        part.unlink()
+    return features
+
+
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load features.p (a plain {file name: array} pickle; nothing else is accepted)."""
     features = load_pickle(path)

@@ -6,14 +6,16 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import TrainConfig
+from .config import TrainConfig, cluster_position
 from .files import CaptionError, atomic_path, write_text
 from .model import vocab_size_of
 from .vocabulary import Vocabulary
@@ -60,7 +62,63 @@ def make_dataset(photos: np.ndarray, inputs: np.ndarray, targets: np.ndarray, ba
     dataset = tf.data.Dataset.from_tensor_slices(({"features": photos, "words": inputs}, targets))
     if shuffle:
         dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).map(trim).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()  # several workers: each takes its replicas' part of every global batch
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.batch(batch_size).map(trim).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+@lru_cache(maxsize=1)
+def distribution_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when $TF_CONFIG names several workers, MirroredStrategy over several GPUs
+    (or several logical CPUs, if configured), else the default strategy. Made once per process: under
+    TF_CONFIG, call it before any other TensorFlow work, as multi-worker collectives require."""
+    if cluster_position()[1] > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    for kind in ("GPU", "CPU"):
+        devices = tf.config.list_logical_devices(kind)
+        if len(devices) > 1:
+            return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
+def _fit_multi_worker(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Dataset, epochs: int,
+                      initial_epoch: int, callbacks: list[keras.callbacks.Callback], verbose: int | str) -> None:
+    """model.fit's epochs under MultiWorkerMirroredStrategy, which Keras 3's fit does not support
+    (keras-team/keras#20585): every worker runs the model's loss and optimizer on its part of each global
+    batch with strategy.run; the callbacks get the losses over all workers, weighted by rows as fit does."""
+    strategy = tf.distribute.get_strategy()
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+    def step(batch, train: bool):
+        inputs, targets = batch
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(x=inputs, y=targets, y_pred=model(inputs, training=train), training=train)
+        if train:
+            model.optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        rows = tf.cast(tf.shape(targets)[0], loss.dtype)
+        return loss * strategy.num_replicas_in_sync * rows, rows  # compute_loss divides by the replica count
+
+    @tf.function(reduce_retracing=True)
+    def run(batch, train: bool):
+        return [strategy.reduce("SUM", t, axis=None) for t in strategy.run(step, args=(batch, train))]
+
+    data = {"": (strategy.experimental_distribute_dataset(train_data), True),
+            "val_": (strategy.experimental_distribute_dataset(dev_data), False)}
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        logs = {}
+        for prefix, (batches, train) in data.items():
+            totals = np.sum([[float(t) for t in run(batch, train)] for batch in batches], axis=0)
+            logs[prefix + "loss"] = totals[0] / totals[1]
+        callback_list.on_epoch_end(epoch, logs)
+        if verbose:
+            log.info("epoch %d/%d: loss %.4f, dev loss %.4f", epoch + 1, epochs, logs["loss"], logs["val_loss"])
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
 
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
@@ -135,7 +193,9 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Datas
         log.info("resuming from %s (epoch %d)", path, initial_epoch)
     halve_rate = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
     callbacks = [halve_rate, Checkpoints(out_dir, history, patience)]
-    if initial_epoch < epochs:
+    if initial_epoch < epochs and isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        _fit_multi_worker(model, train_data, dev_data, epochs, initial_epoch, callbacks, verbose)
+    elif initial_epoch < epochs:
         model.fit(train_data, validation_data=dev_data, epochs=epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     best = keras.models.load_model(out_dir / "best.keras")
@@ -175,16 +235,35 @@ def train_model(model: keras.Model, splits: dict[str, dict[str, list[str]]], voc
                 features: dict[str, np.ndarray], out_dir: str | os.PathLike, config: TrainConfig,
                 resume: bool = False, verbose: int | str = "auto") -> tuple[keras.Model, list[dict]]:
     """Train on the train split and stop early on the dev split; writes checkpoints, tokenizer.p,
-    history.json, config.json and loss.png to `out_dir`. Returns the best model by dev loss and the history."""
+    history.json, config.json and loss.png to `out_dir`. Returns the best model by dev loss and the history.
+
+    Runs under distribution_strategy(): config.batch_size is the global batch, split across the replicas
+    of every worker; the model's weights are copied into variables mirrored across them. Only the chief
+    writes to `out_dir`; other workers write to a temporary folder, removed at the end (as TF documents).
+    """
     train_arrays = caption_arrays(splits["train"], vocab, features)  # fails at once if features are missing
     dev_arrays = caption_arrays(splits["dev"], vocab, features)
+    strategy = distribution_strategy()
     out_dir = Path(out_dir)
-    vocab.save(out_dir / "tokenizer.p")
-    write_text(out_dir / "config.json", json.dumps(asdict(config), indent=1))
-    keras.utils.set_random_seed(config.seed)
-    train_data = make_dataset(*train_arrays, config.batch_size, True, config.seed)
-    dev_data = make_dataset(*dev_arrays, config.batch_size, False)
-    compile_model(model, config.learning_rate)
-    best, history = fit(model, train_data, dev_data, out_dir, config.epochs, config.patience, resume, verbose)
-    plot_history(history, out_dir / "loss.png")
+    chief = cluster_position()[0] == 0
+    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="caption-worker-"))
+    if not chief and resume and out_dir.is_dir():
+        shutil.copytree(out_dir, write_dir, dirs_exist_ok=True)
+    try:
+        vocab.save(write_dir / "tokenizer.p")
+        write_text(write_dir / "config.json", json.dumps(asdict(config), indent=1))
+        keras.utils.set_random_seed(config.seed)
+        train_data = make_dataset(*train_arrays, config.batch_size, True, config.seed)
+        dev_data = make_dataset(*dev_arrays, config.batch_size, False)
+        with strategy.scope():
+            if strategy.num_replicas_in_sync > 1:
+                weights, model = model.get_weights(), keras.models.clone_model(model)
+                model.set_weights(weights)
+            compile_model(model, config.learning_rate)
+            best, history = fit(model, train_data, dev_data, write_dir, config.epochs, config.patience, resume,
+                                verbose)
+        plot_history(history, write_dir / "loss.png")
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
     return best, history
