@@ -7,8 +7,8 @@ import os
 import sys
 
 from .files import CaptionError
-from .config import TrainConfig, cluster_position
 from .layouts import LAYOUTS
+from .config import TrainConfig, cluster_position
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -73,6 +73,8 @@ def _encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int, default=None,
                    help="encoder input size in pixels (default: 299, or the shipped model's)")
     p.add_argument("--batch-size", type=int, default=8, help="photos per encoder batch (default: 8)")
+    p.add_argument("--bfloat16", action="store_true",
+                   help="run the encoder in bfloat16: ~3x faster on CPUs with AVX-512 BF16 (see README)")
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -91,7 +93,7 @@ def cmd_features(args: argparse.Namespace) -> None:
     paths = features.shard(data.photo_paths(args.data_root, args.limit), index, count)
     out = args.out if count == 1 else features.part_path(args.out, index, count)
     encoder = features.build_encoder(features.encoder_weights(args.encoder_weights),
-                                     args.input_size or features.DEFAULT_INPUT_SIZE)
+                                     args.input_size or features.DEFAULT_INPUT_SIZE, args.bfloat16)
     result = features.extract_features(paths, encoder, out=out, batch_size=args.batch_size,
                                        chunk_size=args.chunk_size)
     print(f"features of {len(result)} photos -> {out}" + ("; when every worker is done, run features --merge"
@@ -155,6 +157,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     if not paths:
         return 2
+    _import_tensorflow_quietly()
     from .caption import caption_encoded, load_captioner
     from .features import build_encoder, encode, encoder_weights
     if args.similar < 0 or (args.save and not args.similar):
@@ -163,7 +166,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     weights = encoder_weights(args.encoder_weights)
     captioner, input_size = load_captioner(args.model, args.tokenizer)
     index = _open_index(args) if args.similar else None
-    encoder = build_encoder(weights, args.input_size or input_size)
+    encoder = build_encoder(weights, args.input_size or input_size, args.bfloat16)
     several = len(paths) > 1 or len(args.image) > 1
     shown = []
     encoded = encode(paths, encoder, batch_size=args.batch_size, progress=len(paths) > 20)
@@ -183,7 +186,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
             if similar:
                 print(similar.describe(), flush=True)
     if args.save and shown:
-        from .similar import save_figure, similar_figure
+        from .show import save_figure
+        from .similar import similar_figure
         save_figure(similar_figure(shown), args.save)
         print(f"figure of {len(shown)} photos and their similar ones -> {args.save}", file=sys.stderr)
     return 2 if errors else 0
@@ -197,7 +201,6 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
-    from pathlib import Path
 
     from . import data
     from .caption import load_captioner
@@ -217,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.features:
         features = load_features(args.features)
     else:
-        encoder = build_encoder(encoder_weights(args.encoder_weights), args.input_size or input_size)
+        encoder = build_encoder(encoder_weights(args.encoder_weights), args.input_size or input_size, args.bfloat16)
         features = extract_features(paths, encoder, batch_size=args.batch_size)
     names = [p.name for p in paths if p.name in features]
     report = evaluate(captioner, features, names, raw, clean, args.beam, args.length_penalty)
@@ -235,6 +238,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             print(f"captions and scores -> {args.out}")
 
 
+def cmd_ship(args: argparse.Namespace) -> None:
+    from .caption import ship
+    manifest = ship(args.model, args.tokenizer, args.input_size)
+    print("shipped " + ", ".join(f"{name} (sha256 {digest[:12]}…)" for name, digest in manifest["sha256"].items()))
+
+
 def _captioner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=None,
                    help="caption model .keras (repeat for an ensemble; default: the shipped model)")
@@ -244,8 +253,22 @@ def _captioner_args(p: argparse.ArgumentParser) -> None:
                    help="beam search: rank captions by log-probability / length**P (default: 1.0)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with stderr closed: its C++ start-up notices (CUDA, oneDNN, CPU features)
+    are printed before any setting can silence them, and would bury our one-line messages."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+        tf.constant(0) + 1  # the CPU-feature notice comes with the first operation
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m caption_generator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -303,10 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_evaluate)
 
+    p = commands.add_parser("ship", help="put trained model(s) and their vocabulary in models/ with sha256 sums")
+    p.add_argument("--model", action="append", required=True, help="best.keras of a run (repeat for an ensemble)")
+    p.add_argument("--tokenizer", required=True, help="the runs' tokenizer.p")
+    p.add_argument("--input-size", type=int, default=299, help="encoder input size the features were made with")
+    p.set_defaults(run=cmd_ship)
+
     args = parser.parse_args(argv)
     if args.command == "train" and cluster_position()[1] > 1:
         from .train import distribution_strategy
         distribution_strategy()  # multi-worker collectives must be set up before any TensorFlow operation
+    if args.command != "caption":  # caption checks its photos first, to fail fast
+        _import_tensorflow_quietly()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         if getattr(args, "layout", None) and args.data_root is not None:

@@ -166,3 +166,27 @@ def load_captioner(model_paths: Sequence[str | os.PathLike] | None = None,
         input_size = int(manifest.get("input_size", DEFAULT_INPUT_SIZE))
     vocab = Vocabulary.load(tokenizer_path or "tokenizer.p")
     return Captioner([load_model(p) for p in model_paths], vocab), input_size
+
+
+def ship(model_paths: Sequence[str | os.PathLike], tokenizer_path: str | os.PathLike, input_size: int,
+         notes: dict | None = None, models_dir: Path = MODELS_DIR) -> dict:
+    """Copy trained model(s) (weights and architecture only, no optimizer state) and their vocabulary
+    into `models_dir` with a manifest of sha256 sums, which the default captioning path checks."""
+    import json
+
+    from .files import atomic_path, sha256_file, write_text
+    from .model import load_model
+
+    vocab = Vocabulary.load(tokenizer_path)
+    models = [load_model(p) for p in model_paths]
+    Captioner(models, vocab)  # refuses a model and vocabulary that don't belong together
+    names = ["caption_model.keras"] if len(models) == 1 else [f"caption_model_{i + 1}.keras" for i in range(len(models))]
+    for model, name in zip(models, names):
+        with atomic_path(models_dir / name) as tmp:
+            model.save(tmp)  # loaded with compile=False: no optimizer state is saved
+    vocab.save(models_dir / "tokenizer.p")
+    files = [*names, "tokenizer.p"]
+    manifest = {"models": names, "tokenizer": "tokenizer.p", "input_size": input_size,
+                "sha256": {f: sha256_file(models_dir / f) for f in files}, **(notes or {})}
+    write_text(models_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    return manifest

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .data import captions_path, clean_caption, clean_descriptions, image_dir, list_images, read_captions
-from .files import CaptionError, atomic_path, load_pickle, save_pickle
+from .files import CaptionError, load_pickle, save_pickle
 
 log = logging.getLogger(__name__)
 
@@ -261,12 +261,6 @@ def similar_figure(queries: Sequence[tuple[Path, str, Similar]]):
         for ax in row[1 + len(similar.matches):]:
             ax.axis("off")
     return fig
-
-
-def save_figure(fig, path: str | os.PathLike) -> None:
-    """Save a figure atomically; the format follows the file's suffix."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
 
 
 _NOT_NOUNS = {"black", "white", "red", "blue", "green", "yellow", "brown", "orange", "pink", "purple",

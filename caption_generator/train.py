@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def caption_arrays(descriptions: dict[str, list[str]], vocab: Vocabulary, features: dict[str, np.ndarray]
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(photo features, input words, target words), one row per caption.
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(photo features, photo row, input words, target words): one features row per photo and
+    one row of the other three per caption.
 
-    Inputs are <start> w1 .. wn, targets w1 .. wn <end>, both padded with 0 to max_length - 1;
-    a row's features are shared with the photo's other captions (a view, not a copy, in tf.data).
+    Inputs are <start> w1 .. wn, targets w1 .. wn <end>, both padded with 0 to max_length - 1.
     """
     missing = [name for name in descriptions if name not in features]
     if missing:
@@ -47,24 +47,34 @@ def caption_arrays(descriptions: dict[str, list[str]], vocab: Vocabulary, featur
         inputs[i, :len(ids) - 1] = ids[:-1]
         targets[i, :len(ids) - 1] = ids[1:]
     photos = np.stack([features[n] for n in names]).astype(np.float32)
-    return photos[np.array(photo_rows)], inputs, targets
+    return photos, np.array(photo_rows, np.int32), inputs, targets
 
 
-def make_dataset(photos: np.ndarray, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 64,
-                 shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
+LENGTH_BUCKETS = [9, 11, 13, 15, 18, 22]  # caption tokens; Flickr8k captions average 12 words
+
+
+def make_dataset(photos: np.ndarray, photo_rows: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
+                 batch_size: int = 64, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
     """Batches of ({"features", "words"}, next words) for model.fit, each cut to its longest caption
-    (padding beyond it would cost time and change nothing)."""
+    (padding beyond it would cost time and change nothing). Shuffled batches gather captions of
+    similar length (tf.data bucketing), so little padding is computed at all."""
+    table = tf.constant(photos)
 
-    def trim(inputs, targets):
+    def lookup_and_trim(rows, inputs, targets):
         length = tf.reduce_max(tf.reduce_sum(tf.cast(targets != 0, tf.int32), axis=1))
-        return {"features": inputs["features"], "words": inputs["words"][:, :length]}, targets[:, :length]
+        return {"features": tf.gather(table, rows), "words": inputs[:, :length]}, targets[:, :length]
 
-    dataset = tf.data.Dataset.from_tensor_slices(({"features": photos, "words": inputs}, targets))
+    dataset = tf.data.Dataset.from_tensor_slices((photo_rows, inputs, targets))
     if shuffle:
         dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.bucket_by_sequence_length(
+            lambda rows, inputs, targets: tf.reduce_sum(tf.cast(targets != 0, tf.int32)),
+            LENGTH_BUCKETS, [batch_size] * (len(LENGTH_BUCKETS) + 1))
+    else:
+        dataset = dataset.batch(batch_size)
     options = tf.data.Options()  # several workers: each takes its replicas' part of every global batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.batch(batch_size).map(trim).prefetch(tf.data.AUTOTUNE).with_options(options)
+    return dataset.map(lookup_and_trim).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 @lru_cache(maxsize=1)

@@ -50,7 +50,7 @@ def overfit(descriptions, random_features):
     keras.utils.set_random_seed(0)
     model = build_model(len(vocab), units=64, embedding_dim=32, dropout=0.0)
     compile_model(model, learning_rate=1e-2)
-    data = make_dataset(*caption_arrays(firsts, vocab, random_features), batch_size=8)
+    data = make_dataset(*caption_arrays(firsts, vocab, random_features), batch_size=8, shuffle=False)
     history = model.fit(data, epochs=150, verbose=0, shuffle=False)
     return model, vocab, firsts, history.history["loss"]
 

@@ -1,5 +1,4 @@
 """The research notebook, executed top to bottom with small parameters."""
-import os
 
 import papermill
 

@@ -10,7 +10,8 @@ from PIL import Image
 
 from caption_generator import data
 from caption_generator.files import CaptionError, load_pickle, save_pickle
-from caption_generator.similar import (CaptionIndex, main_nouns, open_index, rank_eval, save_figure,
+from caption_generator.show import save_figure
+from caption_generator.similar import (CaptionIndex, main_nouns, open_index, rank_eval,
                                        similar_figure)
 from conftest import FLICKR, ROOT, TINY_INPUT
 

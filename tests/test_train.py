@@ -7,34 +7,39 @@ from caption_generator import data
 from caption_generator.config import TrainConfig
 from caption_generator.files import CaptionError
 from caption_generator.model import build_model
-from caption_generator.train import caption_arrays, load_splits, make_dataset, train_model
+from caption_generator.train import LENGTH_BUCKETS, caption_arrays, load_splits, make_dataset, train_model
 from caption_generator.vocabulary import Vocabulary
 from conftest import FLICKR
 
 
 def test_caption_arrays_targets_are_the_next_words(descriptions, random_features):
     vocab = Vocabulary.build(c for texts in descriptions.values() for c in texts)
-    photos, inputs, targets = caption_arrays(descriptions, vocab, random_features)
-    assert photos.shape == (115, 2048) and inputs.shape == targets.shape == (115, vocab.max_length - 1)
+    photos, rows, inputs, targets = caption_arrays(descriptions, vocab, random_features)
+    assert photos.shape == (23, 2048) and rows.shape == (115,)
+    assert inputs.shape == targets.shape == (115, vocab.max_length - 1)
     first = next(iter(descriptions))
     ids = vocab.encode(descriptions[first][0])
     n = len(ids) - 1
     assert inputs[0, :n].tolist() == ids[:-1] and targets[0, :n].tolist() == ids[1:]
     assert not inputs[0, n:].any() and not targets[0, n:].any()
     assert np.array_equal(inputs[0, 1:n], targets[0, :n - 1])  # each target is the next input word
-    assert np.array_equal(photos[0], random_features[first]) and np.array_equal(photos[4], photos[0])
+    assert np.array_equal(photos[rows[0]], random_features[first]) and rows[4] == rows[0]
 
 
-def test_dataset_batches_shapes_and_padding_mask(descriptions, random_features):
+def test_dataset_batches_shapes_masks_and_length_buckets(descriptions, random_features):
     vocab = Vocabulary.build(c for texts in descriptions.values() for c in texts)
-    batches = list(make_dataset(*caption_arrays(descriptions, vocab, random_features), batch_size=16))
-    assert sum(len(t) for _, t in batches) == 115
-    for inputs, targets in batches:
-        words, targets = inputs["words"].numpy(), targets.numpy()
-        assert inputs["features"].shape == (len(words), 2048) and words.shape == targets.shape
-        assert np.array_equal(words != 0, targets != 0)  # same mask on both sides
-        assert targets[:, -1].any()  # cut to the batch's longest caption, no all-padding column
-    assert inputs["features"].shape[0] == 115 % 16
+    photos, rows, inputs, targets = caption_arrays(descriptions, vocab, random_features)
+    expected = sorted((float(photos[r][0]), tuple(i[i != 0])) for r, i in zip(rows, inputs))
+    seen = []
+    for batch, next_words in make_dataset(photos, rows, inputs, targets, batch_size=16):
+        words, next_words = batch["words"].numpy(), next_words.numpy()
+        assert batch["features"].shape == (len(words), 2048) and words.shape == next_words.shape
+        assert np.array_equal(words != 0, next_words != 0)  # same mask on both sides
+        assert next_words[:, -1].any()  # cut to the batch's longest caption, no all-padding column
+        lengths = (next_words != 0).sum(axis=1)
+        assert len({np.searchsorted(LENGTH_BUCKETS, n, side="right") for n in lengths}) == 1  # one length bucket
+        seen += [(float(f[0]), tuple(w[w != 0])) for f, w in zip(batch["features"].numpy(), words)]
+    assert sorted(seen) == expected  # every caption once, with its own photo's features
 
 
 def test_missing_features_stop_before_any_work(descriptions, random_features):
