@@ -115,9 +115,10 @@ def run_worker(kind: str, data_root: Path, captions: int, epochs: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_features(paths: list[Path], encoder, repeats: int) -> tuple[dict, np.ndarray]:
-    """Images/s from JPEG files: ours (encode), the baseline, and the bare forward pass on ready tensors;
-    repeats interleaved so that noise hits all three alike. Returns the results and our features."""
+def bench_features(paths: list[Path], encoder, encoder_bf16, repeats: int) -> tuple[dict, np.ndarray]:
+    """Images/s from JPEG files: ours (encode), ours with the opt-in bfloat16 encoder, the baseline,
+    and the bare forward pass on ready tensors; repeats interleaved so that noise hits all alike.
+    Returns the results and our (float32) features."""
     import tensorflow as tf
 
     import baseline
@@ -132,22 +133,27 @@ def bench_features(paths: list[Path], encoder, repeats: int) -> tuple[dict, np.n
         for batch in ready:
             forward(batch).numpy()
 
-    def ours():
-        return np.stack([v for _, v, _ in encode(paths, encoder, batch_size=BATCH, progress=False)])
+    def ours(model=encoder):
+        return np.stack([v for _, v, _ in encode(paths, model, batch_size=BATCH, progress=False)])
 
-    bare(), ours(), baseline.extract_features(paths[:1], encoder)  # warm-up: tracing
-    runs: dict[str, list[float]] = {"ours": [], "bare": [], "baseline": []}
+    bare(), ours(), ours(encoder_bf16), baseline.extract_features(paths[:1], encoder)  # warm-up: tracing
+    runs: dict[str, list[float]] = {"ours": [], "ours_bfloat16": [], "bare": [], "baseline": []}
     for _ in range(repeats):
         seconds, ours_features = timed_call(ours)
         runs["ours"].append(seconds)
+        seconds, bf16_features = timed_call(lambda: ours(encoder_bf16))
+        runs["ours_bfloat16"].append(seconds)
         runs["bare"].append(timed(bare))
         seconds, theirs = timed_call(lambda: baseline.extract_features(paths, encoder))
         runs["baseline"].append(seconds)
     theirs = np.concatenate([theirs[p.name] for p in paths])
-    cosine = np.sum(ours_features * theirs, 1) / np.linalg.norm(ours_features, axis=1) / np.linalg.norm(theirs, axis=1)
+    def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
     result = {f"{k}_img_s": len(paths) / median(v) for k, v in runs.items()}
     result |= {"photos": len(paths), "batch_size": BATCH, "input_size": size, "runs_s": runs,
-               "cosine_ours_vs_baseline_mean": float(cosine.mean())}
+               "cosine_ours_vs_baseline_mean": float(cosine(ours_features, theirs).mean()),
+               "cosine_bfloat16_vs_float32_min": float(cosine(bf16_features, ours_features).min())}
     return result, ours_features
 
 
@@ -233,6 +239,7 @@ def ratios(results: dict) -> list[tuple[str, float, str, bool]]:
     rows = [
         ("extraction: ours / bare forward", f["ours_img_s"] / f["bare_img_s"], ">= 0.9"),
         ("extraction: ours / baseline", f["ours_img_s"] / f["baseline_img_s"], ">= 3"),
+        ("extraction: ours with --bfloat16 / baseline", f["ours_bfloat16_img_s"] / f["baseline_img_s"], "(info)"),
         ("training epoch: baseline / ours", t["baseline_epoch_s"] / t["ours_epoch_s"], ">= 10"),
         ("training peak memory: baseline / ours", t["baseline_peak_rss_mb"] / t["ours_peak_rss_mb"], "> 1"),
         ("greedy: baseline / ours (batched)", c["baseline_greedy_ms"] / c["ours_greedy_ms"], ">= 10"),
@@ -264,6 +271,8 @@ def table(results: dict) -> str:
     rows = [
         ("Feature extraction, images/s (JPEG files, batch 8)", f"{f['ours_img_s']:.2f}", f"{f['baseline_img_s']:.2f}",
          f"bare forward on ready tensors: {f['bare_img_s']:.2f}"),
+        ("Feature extraction with --bfloat16, images/s", f"{f['ours_bfloat16_img_s']:.2f}", "",
+         f"cosine to float32 features >= {f['cosine_bfloat16_vs_float32_min']:.4f}"),
         (f"Training, s per epoch of {t['captions']} captions", f"{t['ours_epoch_s']:.1f}",
          f"{t['baseline_epoch_s']:.1f}", f"vocabulary {t['vocabulary']} words, 256 units"),
         (f"Training, s per {EPOCH_CAPTIONS}-caption epoch (scaled x{scale:g})", f"{t['ours_epoch_s'] * scale:.0f}",
@@ -332,8 +341,9 @@ def main() -> None:
                                          **{f"{k}_peak_rss_mb": v["peak_rss_mb"] for k, v in memory.items()}}
 
     print("feature extraction ...", file=sys.stderr)
-    encoder = build_encoder(weights)
-    results["features"], features = bench_features(test_photos[:size["photos"]], encoder, size["repeats"])
+    encoder, encoder_bf16 = build_encoder(weights), build_encoder(weights, bfloat16=True)
+    results["features"], features = bench_features(test_photos[:size["photos"]], encoder, encoder_bf16,
+                                                   size["repeats"])
 
     with tempfile.TemporaryDirectory() as folder:
         print("captioning ...", file=sys.stderr)

@@ -2,7 +2,7 @@
 greedy and beam search with several length penalties, scored with the MS-COCO toolkit.
 
     python bench/tune_decoding.py --data-root ../shared/flickr8k --features runs/features.p \
-        --runs runs/seed0 runs/seed1 runs/seed2 --beams 1 3 5 --penalties 0 0.5 1 --out runs/dev_tuning.json
+        --runs runs/base_s0 runs/base_s1 runs/base_s2 --beams 1 3 5 --penalties 0.5 1 --out runs/dev_tuning.json
 
 Each run folder holds best.keras and tokenizer.p (python -m caption_generator train --out-dir ...).
 The test split is never touched here.
@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="run folders (best.keras + tokenizer.p)")
     parser.add_argument("--beams", nargs="+", type=int, default=[1, 3, 5])
     parser.add_argument("--penalties", nargs="+", type=float, default=[0.0, 0.5, 1.0])
-    parser.add_argument("--no-ensemble", action="store_true", help="score the runs one by one only")
+    parser.add_argument("--score", choices=["each", "ensemble", "both"], default="both",
+                        help="score each run alone, all runs as one ensemble, or both (default)")
     parser.add_argument("--out", required=True, help="JSON with every setting's scores")
     args = parser.parse_args()
 
@@ -44,8 +45,8 @@ def main() -> None:
     features = load_features(args.features)
     vocab = Vocabulary.load(Path(args.runs[0]) / "tokenizer.p")
     models = {run: load_model(Path(run) / "best.keras") for run in args.runs}
-    candidates = {run: [model] for run, model in models.items()}
-    if len(models) > 1 and not args.no_ensemble:
+    candidates = {run: [model] for run, model in models.items()} if args.score != "ensemble" else {}
+    if len(models) > 1 and args.score != "each":
         candidates["ensemble of " + " + ".join(args.runs)] = list(models.values())
     results = []
     for label, members in candidates.items():

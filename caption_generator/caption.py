@@ -118,17 +118,6 @@ def caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]
     yield from flush()
 
 
-def caption_images(paths: Sequence[Path], encoder, captioner: Captioner, beam: int = 1,
-                   length_penalty: float = 1.0, batch_size: int = 8, decode_batch: int = 64,
-                   progress: bool = False) -> Iterator[tuple[Path, str | None, str | None]]:
-    """(path, caption, None) per photo in order, or (path, None, error) for one that cannot be read."""
-    from .features import encode
-
-    encoded = encode(list(paths), encoder, batch_size=batch_size, progress=progress)
-    for path, _, caption, error in caption_encoded(encoded, captioner, beam, length_penalty, decode_batch):
-        yield path, caption, error
-
-
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = MODELS_DIR / "manifest.json"
 

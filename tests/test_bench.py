@@ -9,7 +9,7 @@ import pytest
 from conftest import FLICKR, ROOT, TINY_INPUT
 
 sys.path.insert(0, str(ROOT / "bench"))
-baseline = pytest.importorskip("baseline")
+import baseline  # noqa: E402
 
 
 @pytest.fixture(scope="module")

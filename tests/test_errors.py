@@ -119,7 +119,7 @@ def test_unreadable_photos_fail_with_one_clear_line(tmp_path):
 
 
 MEASURE = """
-import json, resource, sys
+import json, sys
 from caption_generator.features import load_image
 from caption_generator.files import CaptionError
 found = {}
@@ -128,7 +128,8 @@ for path in sys.argv[1:]:
         found[path] = list(load_image(path, 299).shape)
     except CaptionError as e:
         found[path] = str(e)
-found["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: this process's own peak (ru_maxrss would include the parent's memory from before exec)
+found["peak_mb"] = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 print(json.dumps(found))
 """
 

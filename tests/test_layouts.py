@@ -60,13 +60,18 @@ def folder_csv_unsplit(root):
 BUILD = {"karpathy": karpathy, "captions_csv": captions_csv, "folder_csv": folder_csv}
 
 
+def make_root(layout: str, tmp_path):
+    """The fixture data root in the given layout (built in tmp_path), checking it is detected."""
+    if layout == "flickr8k":
+        return FLICKR
+    BUILD[layout](tmp_path)
+    assert open_layout(tmp_path).name == layout
+    return tmp_path
+
+
 @pytest.fixture(params=["flickr8k", *BUILD])
 def root(request, tmp_path):
-    if request.param == "flickr8k":
-        return FLICKR
-    BUILD[request.param](tmp_path)
-    assert open_layout(tmp_path).name == request.param  # detected
-    return tmp_path
+    return make_root(request.param, tmp_path)
 
 
 def test_every_layout_yields_the_same_captions_and_photos(root, tmp_path):
@@ -76,9 +81,10 @@ def test_every_layout_yields_the_same_captions_and_photos(root, tmp_path):
     assert all(data.image_dir(root) / n == open_layout(root).photo_path(n) for n in OFFICIAL["dev"])
 
 
-def test_a_given_split_is_kept(root):
-    if open_layout(root).name == "captions_csv":
-        pytest.skip("the Kaggle captions.txt gives no split")
+@pytest.mark.parametrize("layout", ["flickr8k", *(name for name in BUILD if name != "captions_csv")])
+def test_a_given_split_is_kept(layout, tmp_path):
+    """Every layout that carries a split (the Kaggle captions.txt has none) keeps the official one."""
+    root = make_root(layout, tmp_path)
     for split in SPLITS:
         assert sorted(data.read_split(root, split)) == sorted(OFFICIAL[split])
 
