@@ -23,8 +23,8 @@ def main() -> None:
     encoder = build_encoder(encoder_weights(), input_size)
     features = np.stack([vector for _, vector, _ in encode(paths, encoder, progress=False)])
     greedy = captioner.greedy(features)
-    beam = captioner.beam_search(features, beam=3)
-    texts = [f"greedy: {g}\nbeam 3: {b}" for g, b in zip(greedy, beam)]
+    beam = captioner.beam_search(features, beam=5)
+    texts = [f"greedy: {g}\nbeam 5: {b}" for g, b in zip(greedy, beam)]
     for path, text in zip(paths, texts):
         print(path.name, text.replace("\n", " | "))
     save_figure(photo_grid(paths, texts, columns=2), ROOT / "docs" / "examples.png")
