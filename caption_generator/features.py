@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import warnings
+import weakref
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -102,17 +103,17 @@ def build_encoder(weights: str | None = "imagenet", input_size: int = DEFAULT_IN
         keras.config.set_dtype_policy(policy)
 
 
-_compiled: list = []  # [(encoder, its compiled forward pass)] for the last encoder used
+_compiled: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # encoder -> its compiled forward pass
 
 
 def compiled_forward(encoder):
-    """The encoder's forward pass as a tf.function, kept for the last encoder used, so that
-    repeated encode calls (a notebook captioning photo after photo) trace it only once."""
+    """The encoder's forward pass as a tf.function, kept per encoder, so that repeated encode calls
+    (a notebook captioning photo after photo, or two encoders used in turn) trace it only once."""
     import tensorflow as tf
 
-    if not _compiled or _compiled[0][0] is not encoder:
-        _compiled[:] = [(encoder, tf.function(lambda x: encoder(x, training=False), reduce_retracing=True))]
-    return _compiled[0][1]
+    if encoder not in _compiled:
+        _compiled[encoder] = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+    return _compiled[encoder]
 
 
 def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool = True
