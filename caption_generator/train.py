@@ -203,11 +203,12 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Datas
         log.info("resuming from %s (epoch %d)", path, initial_epoch)
     halve_rate = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
     callbacks = [halve_rate, Checkpoints(out_dir, history, patience)]
-    if initial_epoch < epochs and isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-        _fit_multi_worker(model, train_data, dev_data, epochs, initial_epoch, callbacks, verbose)
-    elif initial_epoch < epochs:
-        model.fit(train_data, validation_data=dev_data, epochs=epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+    if initial_epoch < epochs:
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            _fit_multi_worker(model, train_data, dev_data, epochs, initial_epoch, callbacks, verbose)
+        else:
+            model.fit(train_data, validation_data=dev_data, epochs=epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     best = keras.models.load_model(out_dir / "best.keras")
     return best, history
 
