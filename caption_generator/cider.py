@@ -82,7 +82,7 @@ class CiderD:
         overlap = candidate[owner].minimum(reference).multiply(reference).tocoo()  # clipped counts
         sums = self._per_order(overlap.row, overlap.col, overlap.data, len(owner))
         norms = candidate_norms[owner] * reference_norms
-        cosine = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+        cosine = np.divide(sums, norms, out=np.zeros(norms.shape), where=norms > 0)
         penalty = np.exp(-(candidate_lengths[owner] - reference_lengths) ** 2 / (2 * self.sigma ** 2))
         per_reference = cosine.mean(axis=1) * penalty
         return 10 * np.bincount(owner, per_reference) / np.bincount(owner)
