@@ -38,5 +38,5 @@ def test_identical_beats_unrelated_and_repetition_does_not_pay(descriptions):
     once, many = cider.score([" ".join(words[:3]), repeated], [refs, refs])
     assert many < once  # clipped counts: saying it again earns nothing
     assert cider.score([], []).shape == (0,)
-    assert cider.score(["zebras"], [["a dog"]]) == pytest.approx([0.0])  # only the end marker in common, and its idf is 0
+    assert cider.score(["zebras"], [["a dog"]]) == pytest.approx([0.0])  # only the end marker (idf 0) in common
 
