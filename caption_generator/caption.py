@@ -14,7 +14,7 @@ from .model import vocab_size_of
 from .vocabulary import PAD, RESERVED, START, UNK, Vocabulary
 
 NEVER_WRITTEN = [RESERVED.index(t) for t in (PAD, START, UNK)]  # ids the decoding distribution forbids
-FORBIDDEN_LOG_PROB = -1e9  # finite, so a forbidden padding position times a zero mask stays zero
+FORBIDDEN_LOG_PROB = -1e9  # finite: sums and masks over it never make inf - inf or 0 * inf
 
 
 def next_word_log_probs(probs: tf.Tensor) -> tf.Tensor:
