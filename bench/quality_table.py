@@ -1,6 +1,6 @@
-"""The results tables of README.md and models/README.md, from the evaluation reports (JSON) in a folder.
+"""The results tables of README.md and models/shipped/README.md, from the evaluation reports (JSON) in a folder.
 
-    python bench/quality_table.py models/eval
+    python bench/quality_table.py models/shipped/eval
 """
 from __future__ import annotations
 
@@ -43,4 +43,4 @@ def main(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "models/eval")
+    main(sys.argv[1] if len(sys.argv) > 1 else "models/shipped/eval")

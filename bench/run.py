@@ -166,7 +166,7 @@ def caption_model(data_root: Path, folder: Path):
     from caption_generator.model import build_model
 
     if MANIFEST.is_file():
-        return load_captioner()[0], [], "shipped model (models/)"
+        return load_captioner()[0], [], "shipped model (models/shipped/)"
     _, vocab = train_descriptions(data_root)
     keras.utils.set_random_seed(0)
     model = build_model(len(vocab))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from .files import CaptionError
@@ -118,14 +117,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.scst or args.from_dir:
         return cmd_scst(args)
     from .features import load_features
-    from .model import build_model, plot
+    from .model import build_model_from, plot
     from .train import load_splits, train_model
     from .vocabulary import Vocabulary
     config = TrainConfig(**_given(args, TrainConfig))
     splits = load_splits(args.data_root, args.descriptions, config.limit)
     features = load_features(args.features)
     vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
-    model = build_model(len(vocab), config.units, config.embedding_dim, config.dropout)
+    model = build_model_from(config, len(vocab))
     chief = cluster_position()[0] == 0  # with several workers, only the chief writes
     if args.plot and chief:
         plot(model, args.plot)
@@ -181,7 +180,6 @@ def cmd_caption(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     if not paths:
         return 2
-    _import_tensorflow_quietly()
     from .caption import caption_encoded, load_captioner
     from .features import build_encoder, encode, encoder_weights
     if args.similar < 0 or (args.save and not args.similar):
@@ -270,26 +268,13 @@ def cmd_ship(args: argparse.Namespace) -> None:
 
 def _captioner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=None,
-                   help="caption model .keras (repeat for an ensemble; default: the shipped model)")
-    p.add_argument("--tokenizer", default=None, help="vocabulary tokenizer.p (default: the shipped one)")
+                   help="caption model .keras, or a training run's folder for its best.keras "
+                        "(repeat for an ensemble; default: the shipped model)")
+    p.add_argument("--tokenizer", default=None,
+                   help="vocabulary tokenizer.p (default: the one beside --model, or the shipped one)")
     p.add_argument("--beam", type=int, default=1, help="beam width (default: 1, greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0,
                    help="beam search: rank captions by log-probability / length**P (default: 1.0)")
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with stderr closed: its C++ start-up notices (CUDA, oneDNN, CPU features)
-    are printed before any setting can silence them, and would bury our one-line messages."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-        tf.constant(0) + 1  # the CPU-feature notice comes with the first operation
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,9 +316,12 @@ def main(argv: list[str] | None = None) -> int:
                         + ", ".join("--" + n.replace("_", "-") for n in shared))
     p.add_argument("--from", dest="from_dir", default=None, metavar="RUN_DIR",
                    help="with --scst: the cross-entropy run to start from (its best.keras and tokenizer.p)")
-    for name, value in vars(TrainConfig()).items():
-        if name != "limit":
-            scst = f"; with --scst: {scst_defaults[name]}" if name in scst_defaults else ""
+    for name, value in vars(TrainConfig()).items():  # default None: _given tells the options given
+        scst = f"; with --scst: {scst_defaults[name]}" if name in scst_defaults else ""
+        if isinstance(value, bool):
+            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None,
+                           help=f"(default: {value}{scst})")
+        elif name != "limit":
             p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
                            help=f"(default: {value}{scst})")
     p.set_defaults(run=cmd_train)
@@ -357,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_evaluate)
 
-    p = commands.add_parser("ship", help="put trained model(s) and their vocabulary in models/ with sha256 sums")
+    p = commands.add_parser("ship", help="put trained model(s) and their vocabulary in models/shipped/ with sha256 sums")
     p.add_argument("--model", action="append", required=True, help="best.keras of a run (repeat for an ensemble)")
     p.add_argument("--tokenizer", required=True, help="the runs' tokenizer.p")
     p.add_argument("--input-size", type=int, default=299, help="encoder input size the features were made with")
@@ -367,8 +355,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and cluster_position()[1] > 1:
         from .train import distribution_strategy
         distribution_strategy()  # multi-worker collectives must be set up before any TensorFlow operation
-    if args.command != "caption":  # caption checks its photos first, to fail fast
-        _import_tensorflow_quietly()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         if getattr(args, "layout", None) and args.data_root is not None:

@@ -5,9 +5,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+from .backend import keras, tf
 
 from .files import CaptionError
 from .model import vocab_size_of
@@ -42,11 +42,12 @@ class Captioner:
                 raise CaptionError(f"the model predicts over {vocab_size_of(model)} words but the vocabulary "
                                    f"has {len(vocab)}: they do not belong together")
         self.units = [int(m.get_layer("lstm").units) for m in self.models]
+        self.photo_branches = [keras.Model(m.inputs[0], m.get_layer("photo_dense").output) for m in self.models]
         self._start = tf.function(self._start_fn, reduce_retracing=True)
         self._step = tf.function(self._step_fn, reduce_retracing=True)
 
     def _start_fn(self, features):
-        return [m.get_layer("photo_dense")(features) for m in self.models]
+        return [branch(features, training=False) for branch in self.photo_branches]
 
     def _step_fn(self, photos, tokens, states):
         probs, new_states = 0.0, []
@@ -152,7 +153,7 @@ def caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]
     yield from flush()
 
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "shipped"  # training never writes here
 MANIFEST = MODELS_DIR / "manifest.json"
 
 
@@ -176,8 +177,10 @@ def shipped_files() -> tuple[list[Path], Path, dict]:
 
 def load_captioner(model_paths: Sequence[str | os.PathLike] | None = None,
                    tokenizer_path: str | os.PathLike | None = None) -> tuple[Captioner, int]:
-    """A Captioner from model file(s) and a vocabulary (default: the shipped, checked ones),
-    and the encoder input size it expects."""
+    """A Captioner from model file(s) and a vocabulary, and the encoder input size it expects.
+
+    A model path may be a training run's folder, meaning its best.keras; the vocabulary defaults to the
+    tokenizer.p beside the first model. Without models: the shipped ones, after checking their sha256 sums."""
     from .features import DEFAULT_INPUT_SIZE
     from .model import load_model
 
@@ -187,7 +190,8 @@ def load_captioner(model_paths: Sequence[str | os.PathLike] | None = None,
             raise CaptionError("--tokenizer without --model: give the model the vocabulary belongs to")
         model_paths, tokenizer_path, manifest = shipped_files()
         input_size = int(manifest.get("input_size", DEFAULT_INPUT_SIZE))
-    vocab = Vocabulary.load(tokenizer_path or "tokenizer.p")
+    model_paths = [Path(p) / "best.keras" if Path(p).is_dir() else Path(p) for p in model_paths]
+    vocab = Vocabulary.load(tokenizer_path or model_paths[0].parent / "tokenizer.p")
     return Captioner([load_model(p) for p in model_paths], vocab), input_size
 
 

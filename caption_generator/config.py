@@ -13,7 +13,10 @@ class TrainConfig:
     min_count: int = 5
     units: int = 256
     embedding_dim: int = 256
-    dropout: float = 0.5
+    dropout: float = 0.5          # on the words' embeddings
+    photo_dropout: float = 0.5    # on the photo features
+    normalize_photo: bool = False  # scale each photo's features to unit length first
+    label_smoothing: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 64
     epochs: int = 20

@@ -86,7 +86,7 @@ def build_encoder(weights: str | None = "imagenet", input_size: int = DEFAULT_IN
 
     `bfloat16` computes in bfloat16 (Keras's mixed_bfloat16 policy): about 3x faster on CPUs with
     AVX-512 BF16, features within a cosine of 0.9999 of float32; not the default."""
-    import keras
+    from .backend import keras
 
     if weights is None:
         keras.utils.set_random_seed(0)  # the same random weights in every run, so killed runs can resume
@@ -109,7 +109,7 @@ _compiled: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # encoder 
 def compiled_forward(encoder):
     """The encoder's forward pass as a tf.function, kept per encoder, so that repeated encode calls
     (a notebook captioning photo after photo, or two encoders used in turn) trace it only once."""
-    import tensorflow as tf
+    from .backend import tf
 
     if encoder not in _compiled:
         _compiled[encoder] = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
@@ -123,7 +123,7 @@ def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool =
     Yields (path, 2048 features, None) or (path, None, error message) in the input order;
     an unreadable photo is reported and skipped, the rest are done.
     """
-    import tensorflow as tf
+    from .backend import tf
     from tqdm.auto import tqdm
 
     input_size = int(encoder.input_shape[1])
@@ -148,10 +148,10 @@ def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool =
     with tqdm(total=len(paths), unit="img", desc="features", disable=not progress) as bar:
         for images, errors in dataset:
             vectors = np.asarray(forward(images), np.float32)
+            bar.update(len(vectors))  # before yielding: a caller may stop at the last photo
             for vector, error in zip(vectors, errors.numpy()):
                 yield paths[position], (None if error else vector), (error.decode() or None)
                 position += 1
-            bar.update(len(vectors))
 
 
 def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | None = None,

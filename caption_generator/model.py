@@ -4,18 +4,19 @@ from __future__ import annotations
 import logging
 import os
 
-import keras
-from keras import layers
+from .backend import keras
 
+from .config import TrainConfig
 from .features import FEATURE_SIZE
 from .files import CaptionError
 
 log = logging.getLogger(__name__)
 
 
-def build_model(vocab_size: int, units: int = 256, embedding_dim: int = 256, dropout: float = 0.5,
-                feature_size: int = FEATURE_SIZE) -> keras.Model:
-    """Photo features -> Dropout -> Dense(relu); words -> Embedding(mask_zero) -> Dropout -> LSTM;
+def build_model(vocab_size: int, units: int = TrainConfig.units, embedding_dim: int = TrainConfig.embedding_dim,
+                dropout: float = TrainConfig.dropout, photo_dropout: float = TrainConfig.photo_dropout,
+                normalize_photo: bool = TrainConfig.normalize_photo, feature_size: int = FEATURE_SIZE) -> keras.Model:
+    """Photo features -> [unit length] -> Dropout -> Dense(relu); words -> Embedding(mask_zero) -> Dropout -> LSTM;
     add -> Dense(relu) -> Dense(vocab, softmax).
 
     The LSTM returns every step, so one pass over a caption predicts each next word at once;
@@ -23,16 +24,23 @@ def build_model(vocab_size: int, units: int = 256, embedding_dim: int = 256, dro
     """
     features = keras.Input((feature_size,), name="features")
     words = keras.Input((None,), dtype="int32", name="words")
-    photo = layers.Dropout(dropout, name="photo_dropout")(features)
-    photo = layers.Dense(units, activation="relu", name="photo_dense")(photo)
-    photo = layers.Reshape((1, units), name="photo_per_step")(photo)
-    text = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(words)
-    text = layers.Dropout(dropout, name="word_dropout")(text)
-    text = layers.LSTM(units, return_sequences=True, name="lstm")(text)
-    merged = layers.Add(name="merge")([photo, text])
-    merged = layers.Dense(units, activation="relu", name="decoder_dense")(merged)
-    next_word = layers.Dense(vocab_size, activation="softmax", name="next_word")(merged)
+    photo = keras.layers.UnitNormalization(name="photo_norm")(features) if normalize_photo else features
+    photo = keras.layers.Dropout(photo_dropout, name="photo_dropout")(photo)
+    photo = keras.layers.Dense(units, activation="relu", name="photo_dense")(photo)
+    photo = keras.layers.Reshape((1, units), name="photo_per_step")(photo)
+    text = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(words)
+    text = keras.layers.Dropout(dropout, name="word_dropout")(text)
+    text = keras.layers.LSTM(units, return_sequences=True, name="lstm")(text)
+    merged = keras.layers.Add(name="merge")([photo, text])
+    merged = keras.layers.Dense(units, activation="relu", name="decoder_dense")(merged)
+    next_word = keras.layers.Dense(vocab_size, activation="softmax", name="next_word")(merged)
     return keras.Model([features, words], next_word, name="merge_caption_model")
+
+
+def build_model_from(config: TrainConfig, vocab_size: int) -> keras.Model:
+    """The merge model with a training run's settings."""
+    return build_model(vocab_size, config.units, config.embedding_dim, config.dropout, config.photo_dropout,
+                       config.normalize_photo)
 
 
 def vocab_size_of(model: keras.Model) -> int:

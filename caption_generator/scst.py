@@ -16,9 +16,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+from .backend import keras, tf
 
 from .caption import Captioner, next_word_log_probs
 from .cider import CiderD

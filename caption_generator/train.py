@@ -11,9 +11,9 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+from .backend import keras, tf
 
 from .config import TrainConfig, cluster_position
 from .files import CaptionError, atomic_path, write_text
@@ -131,10 +131,34 @@ def _fit_multi_worker(model: keras.Model, train_data: tf.data.Dataset, dev_data:
     callback_list.on_train_end()
 
 
-def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
-    """Adam and cross-entropy over the real words (padding ignored)."""
+@keras.saving.register_keras_serializable(package="caption_generator")
+class SmoothedCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of the next words (ids; 0 is padding) against predicted probabilities, averaged over
+    the real words, with label smoothing: 1 - smoothing on the right word, smoothing spread evenly."""
+
+    def __init__(self, smoothing: float = 0.0, name: str = "smoothed_cross_entropy", **kwargs):
+        kwargs["reduction"] = "mean_with_sample_weight"
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        words = keras.ops.cast(keras.ops.not_equal(y_true, 0), "float32")
+        return super().__call__(y_true, y_pred, words if sample_weight is None else words * sample_weight)
+
+    def call(self, y_true, y_pred):
+        log_probs = keras.ops.log(keras.ops.clip(y_pred, 1e-7, 1.0))
+        right = keras.ops.take_along_axis(log_probs, keras.ops.cast(y_true, "int32")[..., None], axis=-1)
+        return -(1.0 - self.smoothing) * keras.ops.squeeze(right, -1) - self.smoothing * keras.ops.mean(log_probs, -1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
+def compile_model(model: keras.Model, learning_rate: float = TrainConfig.learning_rate,
+                  label_smoothing: float = TrainConfig.label_smoothing) -> None:
+    """Adam and cross-entropy over the real words (padding ignored), optionally label-smoothed."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
-                  loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0))
+                  loss=SmoothedCrossEntropy(label_smoothing))
 
 
 class Checkpoints(keras.callbacks.Callback):
@@ -281,7 +305,7 @@ def train_model(model: keras.Model, splits: dict[str, dict[str, list[str]]], voc
             if strategy.num_replicas_in_sync > 1:
                 weights, model = model.get_weights(), keras.models.clone_model(model)
                 model.set_weights(weights)
-            compile_model(model, config.learning_rate)
+            compile_model(model, config.learning_rate, config.label_smoothing)
             best, history = fit(model, train_data, dev_data, write_dir, config.epochs, config.patience, resume,
                                 verbose)
         plot_history(history, write_dir / "loss.png")

@@ -27,7 +27,7 @@ from caption_generator import data, train
 strategy = train.distribution_strategy()  # first: multi-worker collectives are set up at start-up
 import keras, numpy as np
 from caption_generator.config import TrainConfig
-from caption_generator.model import build_model
+from caption_generator.model import build_model_from
 from caption_generator.vocabulary import Vocabulary
 descriptions = data.clean_descriptions(data.read_captions(data.captions_path(sys.argv[2])))
 rng = np.random.default_rng(0)
@@ -36,7 +36,7 @@ splits = {s: data.split_descriptions(descriptions, data.read_split(sys.argv[2], 
 config = TrainConfig(min_count=1, units=16, embedding_dim=16, dropout=0.0, batch_size=8, epochs=2, patience=5)
 vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
 keras.utils.set_random_seed(0)
-model = build_model(len(vocab), config.units, config.embedding_dim, config.dropout)
+model = build_model_from(config, len(vocab))
 _, history = train.train_model(model, splits, vocab, features, sys.argv[3], config, verbose=0)
 kind = ("multi_worker" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else
         "mirrored" if isinstance(strategy, tf.distribute.MirroredStrategy) else "default")

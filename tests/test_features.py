@@ -59,3 +59,9 @@ def test_imagenet_features_tell_scenes_apart():
     same = float(unit[0] @ unit[1])
     different = max(float(unit[0] @ u) for u in unit[2:])
     assert same > 0.85 and same > different + 0.2, (same, different)
+
+
+def test_the_progress_bar_ends_at_100_percent(tiny_encoder, capsys):
+    paths = data.list_images(data.image_dir(FLICKR))[:5]
+    extract_features(paths, tiny_encoder, batch_size=2)
+    assert "5/5" in capsys.readouterr().err.split("\r")[-1]  # the bar's last state: every photo counted

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Cross-entropy settings compared on the dev split (issue 11, lever 2): one training run per line of
+# CONFIGS below, each scored on dev (greedy, MS-COCO toolkit) -> runs/dev_<name>/dev_beam1.json.
+#   DATA=../shared/flickr8k scripts/tune_dev.sh [name ...]     (about 12 min per run on 2 CPU cores)
+# A finished run is skipped; the table: python scripts/dev_table.py runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/flickr8k}
+PY=${PY:-.venv/bin/python}
+cg() { "$PY" -m caption_generator "$@"; }
+declare -A CONFIGS=(
+  [base]=""
+  [nodrop]="--photo-dropout 0"
+  [nodrop_norm]="--photo-dropout 0 --normalize-photo"
+  [u512]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512"
+  [u512_ls]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512 --label-smoothing 0.1"
+)
+mkdir -p runs
+cg prepare --data-root "$DATA" --out runs/descriptions.txt >/dev/null
+[ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(nodrop_norm u512 u512_ls nodrop)
+for name in "${names[@]}"; do
+  for seed in ${SEEDS:-0}; do
+    run=runs/dev_${name}_s$seed
+    [ -f "$run/dev_beam1.json" ] && continue  # done: trained and scored
+    resume=(); [ -f "$run/history.json" ] && resume=(--resume)  # a stopped run goes on
+    cg train --data-root "$DATA" --descriptions runs/descriptions.txt --features runs/features.p \
+       --tokenizer "$run/tokenizer.p" --out-dir "$run" --plot '' --seed "$seed" ${CONFIGS[$name]} "${resume[@]}"
+    cg evaluate --data-root "$DATA" --split dev --features runs/features.p \
+       --model "$run/best.keras" --tokenizer "$run/tokenizer.p" --out "$run/dev_beam1.json"
+  done
+done
