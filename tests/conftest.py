@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 FLICKR = DATA / "flickr8k"
 TINY_INPUT = 71  # Xception's smallest input: fast, for tests where the weights don't matter
+HAS_DOT = shutil.which("dot") is not None  # Graphviz, for model.png
+NO_DOT = "Graphviz's dot is not on PATH: model.png is not drawn (install Graphviz to check it)"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import sys
 import papermill
 import pytest
 
-from conftest import FLICKR, ROOT, TINY_INPUT
+from conftest import FLICKR, HAS_DOT, ROOT, TINY_INPUT
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +64,9 @@ def test_every_figure_shows_as_a_picture(user_run):
                     and "parameters" not in c["metadata"].get("tags", [])]
     assert len(figure_cells) == 6
     for cell in figure_cells:
-        if "plot(model" in "".join(cell["source"]) and shutil.which("dot") is None:
-            continue  # model.png needs Graphviz's dot
+        if "plot(model" in "".join(cell["source"]) and not HAS_DOT:
+            assert "apt-get install graphviz" in output_text(cell)  # one line on installing it, and on
+            continue
         assert any("image/png" in o.get("data", {}) for o in cell["outputs"]), "".join(cell["source"])
     for cell in cells:
         for output in cell["outputs"]:  # a figure's text stands only beside its picture, never instead of it
@@ -88,6 +89,7 @@ def test_run_writes_the_tutorial_files_and_leaves_what_we_ship_alone(user_run):
     for name in ("descriptions.txt", "features.p", "tokenizer.p", "models/best.keras", "models/tokenizer.p",
                  "models/loss.png"):
         assert (repo / name).is_file(), name
+    assert (repo / "model.png").is_file() == HAS_DOT
     assert git(repo, "status", "--porcelain") == ""  # no tracked file changed, nothing new that is not ignored
     shipped = caption(repo)
     assert len(shipped.split()) >= 3 and shipped.replace(" ", "").isalpha(), shipped
