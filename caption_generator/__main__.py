@@ -7,7 +7,7 @@ import sys
 
 from .files import CaptionError
 from .layouts import LAYOUTS
-from .config import TrainConfig, cluster_position
+from .config import ScstConfig, TrainConfig, cluster_position
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -108,12 +108,19 @@ def cmd_verify(args: argparse.Namespace) -> None:
                            f"{counts['missing']} are missing (see the warnings above)")
 
 
+def _given(args: argparse.Namespace, config_class: type) -> dict:
+    """The options of a config dataclass that were given on the command line (the others default to None)."""
+    return {k: getattr(args, k) for k in config_class.__dataclass_fields__ if getattr(args, k, None) is not None}
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.scst or args.from_dir:
+        return cmd_scst(args)
     from .features import load_features
     from .model import build_model_from, plot
     from .train import load_splits, train_model
     from .vocabulary import Vocabulary
-    config = TrainConfig(**{k: getattr(args, k) for k in TrainConfig.__dataclass_fields__})
+    config = TrainConfig(**_given(args, TrainConfig))
     splits = load_splits(args.data_root, args.descriptions, config.limit)
     features = load_features(args.features)
     vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
@@ -127,6 +134,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     best = min(history, key=lambda h: h["val_loss"])
     print(f"best dev loss {best['val_loss']:.4f} at epoch {best['epoch']} -> {args.out_dir}/best.keras "
           f"(vocabulary of {len(vocab)} words -> {args.tokenizer})")
+
+
+def cmd_scst(args: argparse.Namespace) -> None:
+    from .features import load_features
+    from .scst import fine_tune
+    from .train import load_splits
+    if not (args.scst and args.from_dir):
+        raise CaptionError("self-critical training needs both --scst and --from RUN_DIR (a cross-entropy run)")
+    unused = sorted(set(_given(args, TrainConfig)) - set(ScstConfig.__dataclass_fields__))
+    if unused:
+        raise CaptionError(f"--{unused[0].replace('_', '-')} does not apply to train --scst")
+    config = ScstConfig(**_given(args, ScstConfig))
+    splits = load_splits(args.data_root, args.descriptions, config.limit)
+    history = fine_tune(args.from_dir, splits, load_features(args.features), args.out_dir, config, args.resume)
+    best = max(history, key=lambda h: h["dev_cider"])
+    print(f"best dev CIDEr-D {best['dev_cider']:.3f} at epoch {best['epoch']} (epoch 0: {history[0]['dev_cider']:.3f}) "
+          f"-> {args.out_dir}/best.keras, {args.out_dir}/tokenizer.p")
 
 
 def _image_paths(inputs: list[str]) -> tuple[list, list[str]]:
@@ -285,14 +309,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", default="models", help="checkpoints, history and loss curve (default: models)")
     p.add_argument("--plot", default="model.png", help="draw the model here ('' to skip)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out-dir")
-    defaults = TrainConfig()
-    for name, value in vars(defaults).items():
+    scst_defaults = vars(ScstConfig())
+    shared = [n for n in scst_defaults if n in TrainConfig.__dataclass_fields__]
+    p.add_argument("--scst", action="store_true",
+                   help="self-critical training (CIDEr-D reward) of the run in --from; it takes "
+                        + ", ".join("--" + n.replace("_", "-") for n in shared))
+    p.add_argument("--from", dest="from_dir", default=None, metavar="RUN_DIR",
+                   help="with --scst: the cross-entropy run to start from (its best.keras and tokenizer.p)")
+    for name, value in vars(TrainConfig()).items():  # default None: _given tells the options given
+        scst = f"; with --scst: {scst_defaults[name]}" if name in scst_defaults else ""
         if isinstance(value, bool):
-            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=value,
-                           help=f"(default: {value})")
+            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None,
+                           help=f"(default: {value}{scst})")
         elif name != "limit":
-            p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
-                           help=f"(default: {value})")
+            p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
+                           help=f"(default: {value}{scst})")
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("caption", help="caption photos (files or folders)")
