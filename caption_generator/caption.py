@@ -91,10 +91,16 @@ class Captioner:
     def beam_search(self, features: np.ndarray, beam: int = 3, length_penalty: float = 1.0) -> list[str]:
         """Keep the `beam` best partial captions per photo; pick the finished one with the best
         log-probability divided by length**length_penalty. beam=1 is greedy decoding."""
+        return self.scored_beam_search(features, beam, length_penalty)[0]
+
+    def scored_beam_search(self, features: np.ndarray, beam: int = 3, length_penalty: float = 1.0
+                           ) -> tuple[list[str], np.ndarray]:
+        """The captions of beam_search and the mean log-probability of each one's tokens (its words and
+        its end) under the decoding distribution."""
         features = np.asarray(features, np.float32)
         n, vocab = len(features), len(self.vocab)
         if n == 0:
-            return []
+            return [], np.zeros(0)
         photos, states = self._initial(features, beam)
         scores = np.full((n, beam), -np.inf)
         scores[:, 0] = 0.0
@@ -121,7 +127,8 @@ class Captioner:
                 break
         lengths = np.maximum((sequences != self.vocab.pad_id).sum(axis=2), 1)
         best = np.argmax(scores / lengths ** length_penalty, axis=1)
-        return [self.vocab.decode(sequences[i, best[i]]) for i in range(n)]
+        mean_log_probs = scores[np.arange(n), best] / lengths[np.arange(n), best]
+        return [self.vocab.decode(sequences[i, best[i]]) for i in range(n)], mean_log_probs
 
     def caption_features(self, features: np.ndarray, beam: int = 1, length_penalty: float = 1.0,
                          batch_size: int = 256) -> list[str]:
