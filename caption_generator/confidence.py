@@ -38,6 +38,11 @@ def fit_centres(train_features: np.ndarray, count: int = CENTRES, seed: int = 0)
     return unit_rows(kmeans.cluster_centers_)
 
 
+def familiarity(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Each photo's cosine to the nearest centre."""
+    return (unit_rows(features) @ centres.T).max(axis=1)
+
+
 @dataclass(frozen=True)
 class Assessment:
     """How far to trust one caption: its confidence and its photo's familiarity (None without a
@@ -69,10 +74,6 @@ class Calibration:
     familiarity_threshold: float
     beams: np.ndarray
     confidence_thresholds: np.ndarray
-
-    def familiarity(self, features: np.ndarray) -> np.ndarray:
-        """Each photo's cosine to the nearest centre."""
-        return (unit_rows(features) @ self.centres.T).max(axis=1)
 
     def confidence_threshold(self, beam: int, length_penalty: float) -> float | None:
         """The threshold for this decoding, or None if it was not calibrated."""
@@ -108,9 +109,9 @@ def assess(mean_log_probs: np.ndarray, features: np.ndarray, calibration: Calibr
     if calibration is None:
         return [Assessment(float(c), None, False, False) for c in confidences]
     threshold = calibration.confidence_threshold(beam, length_penalty)
-    return [Assessment(float(c), float(f), threshold is not None and c < threshold,
+    return [Assessment(float(c), float(f), bool(threshold is not None and c < threshold),
                        bool(f < calibration.familiarity_threshold))
-            for c, f in zip(confidences, calibration.familiarity(features))]
+            for c, f in zip(confidences, familiarity(features, calibration.centres))]
 
 
 def calibration_beside(model_path: str | os.PathLike) -> Calibration | None:

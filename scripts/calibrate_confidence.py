@@ -1,0 +1,268 @@
+"""Issue 16: choose the confidence signal and the flag thresholds on the dev split, and check them. Run from
+the repository's folder (encoder weights as for captioning: --encoder-weights or $XCEPTION_WEIGHTS):
+
+    python -m scripts.calibrate_confidence --data-root ../shared/flickr8k --features runs/features.p \\
+        [--originals ../shared/flickr8k/originals_dev] [--report R.json] [--figure F.png] [--ship]
+
+1. The model (default: the shipped one) captions the dev photos, greedily and with beam 5. Each caption's
+   CIDEr-D against its photo's references (caption_generator/cider.py, document frequencies of the dev
+   references as the COCO toolkit takes them) is compared with each candidate confidence signal by
+   Spearman's rank correlation.
+2. Familiarity: CENTRES k-means centres of the train photos' features (confidence.fit_centres).
+3. Thresholds: the FLAG_SHARE quantile of the dev photos' familiarity, and of their captions' confidence
+   for each beam width in BEAMS, so that at most 2 x FLAG_SHARE of the dev photos are flagged.
+4. Checks: the share flagged on the train, dev and test splits, on original dev photos and on photos from
+   elsewhere (sample photos that scikit-learn, matplotlib and SciPy ship, and random noise); the mean
+   CIDEr-D of flagged and unflagged captions.
+
+Writes the calibration to --out (default confidence.npz); --ship also puts it beside the shipped model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from caption_generator import load_captioner
+from caption_generator.confidence import CENTRES, Calibration, assess, familiarity, fit_centres, unit_rows
+from caption_generator.data import clean_descriptions
+from caption_generator.features import load_features
+from caption_generator.files import write_text
+from caption_generator.layouts import open_layout
+
+FLAG_SHARE = 0.025  # of the dev photos below each threshold
+BEAMS = (1, 2, 3, 4, 5)  # beam widths given a confidence threshold (length penalty 1)
+SIGNAL_BEAMS = (1, 5)  # decodings the signals are compared on: the default and the one scored in the README
+NOISE_PHOTOS = 3
+
+
+def sample_photos(folder: str | os.PathLike) -> list[Path]:
+    """Photos from elsewhere: the sample images scikit-learn, matplotlib and SciPy install, and NOISE_PHOTOS
+    images of uniform random noise (seed 0) written into `folder`."""
+    import matplotlib
+    import scipy.ndimage
+    import sklearn.datasets
+    from PIL import Image
+
+    samples = Path(matplotlib.get_data_path()) / "sample_data"
+    photos = [Path(sklearn.datasets.__file__).parent / "images" / name for name in ("china.jpg", "flower.jpg")]
+    photos += [samples / name for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png")]
+    photos.append(Path(scipy.ndimage.__file__).parent / "tests" / "dots.png")
+    rng = np.random.default_rng(0)
+    for i in range(NOISE_PHOTOS):
+        photos.append(Path(folder) / f"noise_{i}.png")
+        Image.fromarray(rng.integers(0, 256, (299, 299, 3), np.uint8)).save(photos[-1])
+    return photos
+
+
+def token_scores(captioner, features: np.ndarray, captions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per token of each caption (its words, then its end), the log-probability the captioner's decoding
+    distribution gives it and that distribution's entropy; (captions, tokens) arrays, NaN past the end."""
+    import tensorflow as tf
+
+    vocab = captioner.vocab
+    ids = [vocab.encode(c)[1:] for c in captions]
+    tokens = np.full((len(ids), max(map(len, ids))), vocab.pad_id, np.int32)
+    for row, sequence in zip(tokens, ids):
+        row[:len(sequence)] = sequence
+    photos, states = captioner._initial(np.asarray(features, np.float32), 1)
+    previous = np.full(len(ids), vocab.start_id, np.int32)
+    log_probs, entropies = np.full(tokens.shape, np.nan), np.full(tokens.shape, np.nan)
+    for t in range(tokens.shape[1]):
+        step, states = captioner._step(photos, tf.convert_to_tensor(previous), states)
+        step = step.numpy().astype(np.float64)
+        real = tokens[:, t] != vocab.pad_id
+        log_probs[real, t] = step[real, tokens[real, t]]
+        entropies[real, t] = -(np.exp(step[real]) * step[real]).sum(axis=1)  # forbidden words: exp(-1e9) = 0
+        previous = tokens[:, t]
+    return log_probs, entropies
+
+
+def signals(captioner, features: np.ndarray, captions: list[str], mean_log_probs: np.ndarray, beam: int,
+            train_units: np.ndarray, calibration: Calibration, cider_of) -> dict[str, np.ndarray]:
+    """Every candidate confidence signal of each caption, higher meaning more sure."""
+    from caption_generator.caption import Captioner
+
+    log_probs, entropies = token_scores(captioner, features, captions)
+    members = [Captioner(model, captioner.vocab) for model in captioner.models]
+    member_means = np.array([np.nanmean(token_scores(m, features, captions)[0], axis=1) for m in members])
+    own = [m.beam_search(features, beam) for m in members]
+    return {
+        "mean log-probability per token (the confidence)": mean_log_probs,
+        "total log-probability": np.nansum(log_probs, axis=1),
+        "lowest token log-probability": np.nanmin(log_probs, axis=1),
+        "minus mean entropy of the next-token distribution": -np.nanmean(entropies, axis=1),
+        "members: lowest mean log-probability": member_means.min(axis=0),
+        "members: minus spread (sd) of their mean log-probabilities": -member_means.std(axis=0),
+        "members: CIDEr-D of their own captions against the ensemble's": np.mean(
+            [cider_of(o, [[c] for c in captions]) for o in own], axis=0),
+        "familiarity (cosine to the nearest centre)": familiarity(features, calibration.centres),
+        "cosine to the 10 nearest train photos (mean)": np.sort(unit_rows(features) @ train_units.T, axis=1)[:, -10:].mean(1),
+        "minus caption length": -np.array([len(c.split()) for c in captions], float),
+    }
+
+
+def encode_photos(paths: Sequence[Path], weights: str | None, input_size: int) -> dict[Path, np.ndarray]:
+    from caption_generator.features import build_encoder, encode, encoder_weights
+
+    encoder = build_encoder(encoder_weights(weights), input_size)
+    return {path: vector for path, vector, error in encode(paths, encoder, progress=False) if error is None}
+
+
+def flag_rate(assessments) -> float:
+    return round(float(np.mean([a.flagged for a in assessments])), 4)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import tempfile
+
+    from scipy.stats import spearmanr
+
+    from caption_generator.cider import CiderD
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--features", required=True, help="features.p of the train, dev and test photos")
+    p.add_argument("--model", action="append", default=None, help="(default: the shipped model)")
+    p.add_argument("--tokenizer", default=None)
+    p.add_argument("--encoder-weights", default=None, help="for the photos from elsewhere (default: $XCEPTION_WEIGHTS)")
+    p.add_argument("--originals", default=None, help="a folder of original dev photos to check too")
+    p.add_argument("--out", default="confidence.npz", help="where to write the calibration")
+    p.add_argument("--report", default=None, help="write every figure, per photo, as JSON here")
+    p.add_argument("--figure", default=None, help="draw a few photos with caption, confidence and flag here")
+    p.add_argument("--ship", action="store_true", help="also put the calibration beside the shipped model")
+    args = p.parse_args(argv)
+
+    layout = open_layout(args.data_root)
+    features = load_features(args.features)
+    references = clean_descriptions(layout.captions())
+    names = {split: [n for n in layout.split(split) if n in features and n in references]
+             for split in ("train", "dev", "test")}
+    vectors = {split: np.stack([features[n] for n in ns]) for split, ns in names.items()}
+    captioner, input_size = load_captioner(args.model, args.tokenizer)
+    split_references = {split: [references[n] for n in names[split]] for split in ("dev", "test")}
+    cider = {split: CiderD(refs) for split, refs in split_references.items()}  # their own document frequencies,
+    # as the COCO toolkit takes them
+    train_units = unit_rows(vectors["train"])
+    centres = fit_centres(vectors["train"], CENTRES)
+    decoded = {beam: captioner.scored_beam_search(vectors["dev"], beam) for beam in BEAMS}
+    familiarity_threshold = float(np.quantile(familiarity(vectors["dev"], centres), FLAG_SHARE))
+    confidence_thresholds = np.array([np.quantile(np.exp(decoded[b][1]), FLAG_SHARE) for b in BEAMS])
+    calibration = Calibration(centres, familiarity_threshold, np.array(BEAMS), confidence_thresholds)
+    calibration.save(args.out)
+
+    report: dict = {"flag_share": FLAG_SHARE, "centres": CENTRES,
+                    "familiarity_threshold": round(familiarity_threshold, 4),
+                    "confidence_thresholds": {b: round(float(t), 4) for b, t in zip(BEAMS, confidence_thresholds)},
+                    "spearman_with_cider_d": {}, "flagged": {}, "mean_cider_d": {}, "photos_from_elsewhere": {}}
+    dev_cider = {}
+    for beam in SIGNAL_BEAMS:
+        captions, mean_log_probs = decoded[beam]
+        dev_cider[beam] = cider["dev"].score(captions, split_references["dev"])
+        found = signals(captioner, vectors["dev"], captions, mean_log_probs, beam, train_units, calibration,
+                        cider["dev"].score)
+        report["spearman_with_cider_d"][beam] = {
+            k: round(float(spearmanr(v, dev_cider[beam]).statistic), 3) for k, v in found.items()}
+
+    for beam in SIGNAL_BEAMS:
+        for split in ("train", "dev", "test")[beam != 1:]:  # the train photos greedily only: 6,000 photos
+            captions, mean_log_probs = decoded[beam] if split == "dev" else \
+                captioner.scored_beam_search(vectors[split], beam)
+            found = assess(mean_log_probs, vectors[split], calibration, beam, 1.0)
+            report["flagged"][f"{split}, beam {beam}"] = {
+                "photos": len(found), "flagged": flag_rate(found),
+                "unfamiliar": round(float(np.mean([a.unfamiliar for a in found])), 4),
+                "unsure": round(float(np.mean([a.unsure for a in found])), 4)}
+            if split != "train":
+                score = cider[split].score(captions, split_references[split])
+                flagged = np.array([a.flagged for a in found])
+                report["mean_cider_d"][f"{split}, beam {beam}"] = {
+                    "flagged": round(float(score[flagged].mean()), 3), "unflagged": round(float(score[~flagged].mean()), 3),
+                    "all": round(float(score.mean()), 3)}
+
+    with tempfile.TemporaryDirectory() as folder:
+        elsewhere = sample_photos(folder)
+        originals = sorted(Path(args.originals).glob("*.jpg")) if args.originals else []
+        encoded = encode_photos(elsewhere + originals, args.encoder_weights, input_size)
+        shown = []
+        for beam in SIGNAL_BEAMS:
+            for label, paths in (("photos from elsewhere", elsewhere), ("original dev photos", originals)):
+                if not paths:
+                    continue
+                stacked = np.stack([encoded[path] for path in paths])
+                captions, mean_log_probs = captioner.scored_beam_search(stacked, beam)
+                found = assess(mean_log_probs, stacked, calibration, beam, 1.0)
+                report["flagged"][f"{label}, beam {beam}"] = {"photos": len(found), "flagged": flag_rate(found)}
+                if label == "photos from elsewhere":
+                    report["photos_from_elsewhere"][beam] = {
+                        path.name: {"caption": c, "confidence": round(a.confidence, 3),
+                                    "familiarity": round(a.familiarity, 3), "flagged": a.flagged}
+                        for path, c, a in zip(paths, captions, found)}
+                    if beam == 1 and args.figure:
+                        shown = [(path, c, a, None) for path, c, a in zip(paths, captions, found)]
+        if args.figure:
+            draw(args.figure, names["dev"], layout, decoded[1], dev_cider[1], vectors["dev"], calibration, shown,
+                 Path(folder))
+
+    if args.ship:
+        from caption_generator.shipped import ship_calibration
+        ship_calibration(args.out)
+    if args.report:
+        write_text(args.report, json.dumps(report, indent=1) + "\n")
+    print_tables(report)
+    return report
+
+
+def draw(path: str, dev_names: list[str], layout, dev_decoded, dev_cider: np.ndarray, dev_vectors: np.ndarray,
+         calibration: Calibration, elsewhere: list, folder: Path) -> None:
+    """Dev photos the model is surest and least sure of, and photos from elsewhere, each with its caption,
+    confidence, familiarity and flag; the photos squashed to squares as the encoder sees them (in `folder`)."""
+    from PIL import Image
+
+    from caption_generator.features import load_image
+    from caption_generator.show import photo_grid, save_figure
+
+    captions, mean_log_probs = dev_decoded
+    found = assess(mean_log_probs, dev_vectors, calibration, 1, 1.0)
+    order = np.argsort([a.confidence for a in found])
+    chosen = [(layout.photo_path(dev_names[i]), captions[i], found[i], dev_cider[i]) for i in [*order[-2:], *order[:2]]]
+    pick = {"china.jpg", "flower.jpg", "Minduka_Present_Blue_Pack.png", "noise_0.png"}
+    chosen += [item for item in elsewhere if item[0].name in pick]
+    texts = [("FLAGGED: " + a.warning.split(":")[0] if a.flagged else "not flagged") + f'\n"{caption}"\n'
+             + f"confidence {a.confidence:.2f}, familiarity {a.familiarity:.2f}"
+             + (f"\nCIDEr-D against its references: {score:.2f}" if score is not None else "")
+             for _, caption, a, score in chosen]
+    squares = []
+    for photo, *_ in chosen:
+        squares.append(folder / f"square_{len(squares)}.png")
+        Image.fromarray(((load_image(photo) + 1) * 127.5).round().astype(np.uint8)).save(squares[-1])
+    save_figure(photo_grid(squares, texts, columns=4, width=34, cell=3.4), path)
+
+
+def print_tables(report: dict) -> None:
+    """The README's tables."""
+    beams = list(report["spearman_with_cider_d"])
+    print("| signal | " + " | ".join(f"Spearman, beam {b}" for b in beams) + " |\n|---|" + "---|" * len(beams))
+    for signal in report["spearman_with_cider_d"][beams[0]]:
+        print(f"| {signal} | " + " | ".join(f"{report['spearman_with_cider_d'][b][signal]:+.3f}" for b in beams) + " |")
+    print(f"\nfamiliarity threshold {report['familiarity_threshold']}, confidence thresholds "
+          + ", ".join(f"beam {b}: {t}" for b, t in report["confidence_thresholds"].items()))
+    print("\n| photos | flagged | mean CIDEr-D flagged / unflagged / all |\n|---|---|---|")
+    for key, rate in report["flagged"].items():
+        cider = report["mean_cider_d"].get(key)
+        scores = f"{cider['flagged']:.3f} / {cider['unflagged']:.3f} / {cider['all']:.3f}" if cider else ""
+        print(f"| {key} ({rate['photos']}) | {rate['flagged']:.1%} | {scores} |")
+    for beam, photos in report["photos_from_elsewhere"].items():
+        print(f"\nphotos from elsewhere, beam {beam}:")
+        for name, found in photos.items():
+            print(f"  {name}: {'FLAGGED' if found['flagged'] else 'ok'} confidence {found['confidence']:.2f} "
+                  f"familiarity {found['familiarity']:.2f} \"{found['caption']}\"")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    main()
