@@ -19,7 +19,7 @@ def coco_scores(references: dict[str, list[str]], captions: dict[str, str]) -> d
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    from .files import CaptionError
+    from .errors import CaptionError
 
     if shutil.which("java") is None:
         raise CaptionError("the MS-COCO caption toolkit needs Java (java not found on PATH)")
@@ -53,7 +53,7 @@ def evaluate(captioner, features: dict, names: list[str], references: dict[str, 
     with the settings, the COCO scores, nltk's BLEU and every caption that was scored."""
     import numpy as np
 
-    from .files import CaptionError
+    from .errors import CaptionError
 
     missing = [n for n in names if n not in features]
     if missing:
