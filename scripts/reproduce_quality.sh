@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every quality figure in README.md and models/shipped/README.md, from the data to the shipped model.
-#   DATA=../shared/flickr8k bench/reproduce_quality.sh        (about 1.5 hours on 2 CPU cores)
+#   DATA=../shared/flickr8k scripts/reproduce_quality.sh        (about 1.5 hours on 2 CPU cores)
 # Encoder weights: $XCEPTION_WEIGHTS or Keras's ImageNet download. Outputs go to runs/ (git-ignored)
 # except the shipped model, which goes to models/shipped/ with its sha256 sums, and the reports in models/shipped/eval/.
 set -euo pipefail
@@ -21,7 +21,7 @@ done
 
 # Decoding settings are chosen on the dev split only.
 runs=(); for seed in $SEEDS; do runs+=("runs/base_s$seed"); done
-"$PY" bench/tune_decoding.py --data-root "$DATA" --features runs/features.p --runs "${runs[@]}" \
+"$PY" -m scripts.tune_decoding --data-root "$DATA" --features runs/features.p --runs "${runs[@]}" \
     --score ensemble --beams 1 3 5 --penalties 0.5 1 1.5 --out models/shipped/eval/dev_tuning.json
 
 # Ship the three seeds as one ensemble (their next-word probabilities averaged).
@@ -47,4 +47,4 @@ cg evaluate --data-root "$DATA" --images "$DATA/originals_dev" --beam "$BEAM" --
 cg evaluate --data-root "$DATA" --images "$DATA/originals_dev" --features runs/features.p --beam "$BEAM" \
    --length-penalty "$PENALTY" --out models/shipped/eval/copies_dev_beam$BEAM.json
 
-"$PY" bench/quality_table.py models/shipped/eval
+"$PY" scripts/quality_table.py models/shipped/eval
