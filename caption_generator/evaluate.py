@@ -48,7 +48,7 @@ def nltk_bleu(references: dict[str, list[str]], captions: dict[str, str]) -> dic
 
 
 def evaluate(captioner, features: dict, names: list[str], references: dict[str, list[str]],
-             clean_references: dict[str, list[str]], beam: int = 1, length_penalty: float = 1.0) -> dict:
+             clean_references: dict[str, list[str]], beam: int, length_penalty: float) -> dict:
     """Caption the named photos from their features and score them; returns a JSON-ready report
     with the settings, the COCO scores, nltk's BLEU and every caption that was scored."""
     import numpy as np
