@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import data, features, pipeline, similar
 from .cluster import cluster_position, distribution_strategy
-from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, TrainConfig
+from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, ScstConfig, TrainConfig
 from .errors import CaptionError
 from .files import write_text
 from .layouts import LAYOUTS, SPLITS, open_layout
@@ -123,14 +123,35 @@ def cmd_verify(args: argparse.Namespace) -> None:
                            f"{counts['missing']} are missing (see the warnings above)")
 
 
+def _given(args: argparse.Namespace, config_class: type) -> dict:
+    """The options of a config dataclass that were given on the command line (the others default to None)."""
+    return {k: getattr(args, k) for k in config_class.__dataclass_fields__ if getattr(args, k, None) is not None}
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    config = TrainConfig(**{k: getattr(args, k) for k in TrainConfig.__dataclass_fields__})
+    if args.scst or args.from_dir:
+        return cmd_scst(args)
+    config = TrainConfig(**_given(args, TrainConfig))
     vocab, history = pipeline.run_training(args.data_root, config, descriptions=args.descriptions,
                                            features=args.features, tokenizer=args.tokenizer, out_dir=args.out_dir,
                                            plot=args.plot, resume=args.resume)
     best = min(history, key=lambda h: h["val_loss"])
     print(f"best dev loss {best['val_loss']:.4f} at epoch {best['epoch']} -> {args.out_dir}/best.keras "
           f"(vocabulary of {len(vocab)} words -> {args.tokenizer})")
+
+
+def cmd_scst(args: argparse.Namespace) -> None:
+    if not (args.scst and args.from_dir):
+        raise CaptionError("self-critical training needs both --scst and --from RUN_DIR (a cross-entropy run)")
+    unused = sorted(set(_given(args, TrainConfig)) - set(ScstConfig.__dataclass_fields__))
+    if unused:
+        raise CaptionError(f"--{unused[0].replace('_', '-')} does not apply to train --scst")
+    config = ScstConfig(**_given(args, ScstConfig))
+    history = pipeline.run_self_critical(args.data_root, args.from_dir, config, descriptions=args.descriptions,
+                                         features=args.features, out_dir=args.out_dir, resume=args.resume)
+    best = max(history, key=lambda h: h["dev_cider"])
+    print(f"best dev CIDEr-D {best['dev_cider']:.3f} at epoch {best['epoch']} (epoch 0: {history[0]['dev_cider']:.3f}) "
+          f"-> {args.out_dir}/best.keras, {args.out_dir}/tokenizer.p")
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
@@ -242,14 +263,21 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"checkpoints, history and loss curve (default: {DEFAULT_OUT_DIR})")
     p.add_argument("--plot", default=DEFAULT_PLOT, help="draw the model here ('' to skip)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out-dir")
-    defaults = TrainConfig()
-    for name, value in vars(defaults).items():
+    scst_defaults = vars(ScstConfig())
+    shared = [n for n in scst_defaults if n in TrainConfig.__dataclass_fields__]
+    p.add_argument("--scst", action="store_true",
+                   help="self-critical training (CIDEr-D reward) of the run in --from; it takes "
+                        + ", ".join("--" + n.replace("_", "-") for n in shared))
+    p.add_argument("--from", dest="from_dir", default=None, metavar="RUN_DIR",
+                   help="with --scst: the cross-entropy run to start from (its best.keras and tokenizer.p)")
+    for name, value in vars(TrainConfig()).items():  # default None: _given tells the options given
+        scst = f"; with --scst: {scst_defaults[name]}" if name in scst_defaults else ""
         if isinstance(value, bool):
-            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=value,
-                           help=f"(default: {value})")
+            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None,
+                           help=f"(default: {value}{scst})")
         elif name != "limit":
-            p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
-                           help=f"(default: {value})")
+            p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
+                           help=f"(default: {value}{scst})")
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("caption", help="caption photos (files or folders)")

@@ -1,7 +1,9 @@
 """TensorFlow and Keras, imported once without TensorFlow's C++ start-up notices (CUDA, oneDNN, CPU
-features): they are printed to stderr before any setting can silence them, and would bury our messages
-on the command line and in the notebook."""
+features): they would bury our messages on the command line and in the notebook. The notices printed
+while the library loads ignore TF_CPP_MIN_LOG_LEVEL when it is set this late, so stderr is closed then."""
 import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the later notices (CPU features at the first operation)
 
 
 def _import_quietly() -> None:
@@ -9,9 +11,7 @@ def _import_quietly() -> None:
     os.dup2(devnull, 2)
     try:
         import keras  # noqa: F401
-        import tensorflow
-
-        tensorflow.constant(0) + 1  # the CPU-feature notice comes with the first operation
+        import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -9,7 +9,22 @@ from .backend import keras, tf
 
 from .errors import CaptionError
 from .model import vocab_size_of
-from .vocabulary import Vocabulary
+from .vocabulary import PAD, RESERVED, START, UNK, Vocabulary
+
+NEVER_WRITTEN = [RESERVED.index(t) for t in (PAD, START, UNK)]  # ids the decoding distribution forbids
+FORBIDDEN_LOG_PROB = -1e9  # finite: sums and masks over it never make inf - inf or 0 * inf
+
+
+def next_word_log_probs(probs: tf.Tensor) -> tf.Tensor:
+    """The decoding distribution: the model's next-word probabilities (..., vocab) with <pad>, <start> and
+    <unk> forbidden and the rest renormalised, as log-probabilities: log p - log(1 - p_pad - p_start - p_unk).
+    Decoding, SCST sampling and SCST training all use it, so they see the same distribution."""
+    allowed = np.ones(probs.shape[-1], bool)
+    allowed[NEVER_WRITTEN] = False
+    tiny = np.finfo(np.float32).tiny  # keeps logs and their gradients finite where a probability underflows
+    kept = tf.reduce_sum(tf.where(allowed, probs, 0.0), axis=-1, keepdims=True)
+    log_probs = tf.math.log(tf.maximum(probs, tiny)) - tf.math.log(tf.maximum(kept, tiny))
+    return tf.where(allowed, log_probs, FORBIDDEN_LOG_PROB)
 
 
 class Captioner:
@@ -40,13 +55,32 @@ class Captioner:
             merged = model.get_layer("decoder_dense")(photo + out)
             probs += model.get_layer("next_word")(merged)
             new_states.append((h, c))
-        return tf.math.log(probs / len(self.models) + 1e-12), new_states
+        return next_word_log_probs(probs / len(self.models)), new_states
 
     def _initial(self, features: np.ndarray, copies: int):
         photos = self._start(tf.convert_to_tensor(np.repeat(features, copies, axis=0), tf.float32))
         rows = len(features) * copies
         states = [(tf.zeros((rows, u)), tf.zeros((rows, u))) for u in self.units]
         return photos, states
+
+    def sample(self, features: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+        """Token ids of `samples` captions per photo drawn from the decoding distribution, photo by photo
+        (n * samples rows): the words, the end token, then padding; at most max_length - 1 tokens."""
+        features = np.asarray(features, np.float32)
+        photos, states = self._initial(features, samples)
+        tokens = np.full(len(features) * samples, self.vocab.start_id, np.int32)
+        finished = np.zeros(len(tokens), bool)
+        drawn = []
+        for _ in range(self.vocab.max_length - 1):  # as long as the longest training targets
+            log_probs, states = self._step(photos, tf.convert_to_tensor(tokens), states)
+            seed = rng.integers(2 ** 31 - 1, size=2)
+            tokens = np.array(tf.random.stateless_categorical(log_probs, 1, seed, dtype=tf.int32)[:, 0])
+            tokens[finished] = self.vocab.pad_id
+            drawn.append(tokens)
+            finished |= tokens == self.vocab.end_id
+            if finished.all():
+                break
+        return np.stack(drawn, axis=1)
 
     def greedy(self, features: np.ndarray) -> list[str]:
         """The most likely word at each step, for a batch of photo features (n, 2048)."""

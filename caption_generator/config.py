@@ -25,3 +25,15 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None
 
+
+@dataclass
+class ScstConfig:
+    """Self-critical fine-tuning of a trained run (train --scst); saved as scst.json beside its checkpoints."""
+
+    learning_rate: float = 5e-5
+    epochs: int = 10
+    photos_per_step: int = 50
+    samples: int = 5  # captions sampled per photo; each one's baseline is the mean reward of the others
+    seed: int = 0
+    limit: int | None = None
+

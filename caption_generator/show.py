@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageOps
 
 from .files import atomic_path
@@ -58,15 +59,18 @@ def caption_statistics(descriptions: dict[str, list[str]]) -> tuple[Figure, dict
     return fig, stats
 
 
-def plot_history(history: list[dict], path: str | os.PathLike) -> Figure:
-    """Training and dev loss per epoch, saved to `path`; returns the matplotlib Figure."""
-    epochs = [h["epoch"] for h in history]
+def plot_history(history: list[dict], path: str | os.PathLike, series: dict[str, str] | None = None,
+                 ylabel: str = "cross-entropy per word") -> Figure:
+    """Values per epoch (by default the training and dev loss; `series` maps labels to history keys,
+    epochs without the key are left out), saved to `path`; returns the matplotlib Figure."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    ax.plot(epochs, [h["loss"] for h in history], marker="o", label="train")
-    ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="dev")
+    for label, key in (series or {"train": "loss", "dev": "val_loss"}).items():
+        points = [(h["epoch"], h[key]) for h in history if key in h]
+        ax.plot([e for e, _ in points], [v for _, v in points], marker="o", label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy per word")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

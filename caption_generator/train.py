@@ -150,12 +150,14 @@ def compile_model(model: keras.Model, learning_rate: float = TrainConfig.learnin
 
 
 class Checkpoints(keras.callbacks.Callback):
-    """Each epoch: save `epoch_NN.keras` and `history.json` (atomically), copy the best by dev loss
-    to `best.keras`, and stop after `patience` epochs without improvement."""
+    """Each epoch: save `epoch_NN.keras` and `history.json` (atomically), copy the best by `monitor` (lowest,
+    or highest with `maximize`) to `best.keras`, and stop after `patience` epochs without improvement (if given)."""
 
-    def __init__(self, out_dir: Path, history: list[dict], patience: int):
+    def __init__(self, out_dir: Path, history: list[dict], patience: int | None, monitor: str = "val_loss",
+                 maximize: bool = False):
         super().__init__()
         self.out_dir, self.history, self.patience = out_dir, history, patience
+        self.monitor, self.sign = monitor, -1 if maximize else 1
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -163,14 +165,14 @@ class Checkpoints(keras.callbacks.Callback):
         path = self.out_dir / f"epoch_{epoch + 1:02d}.keras"
         with atomic_path(path) as tmp:
             self.model.save(tmp)
-        losses = [h["val_loss"] for h in self.history]
-        best = int(np.argmin(losses))
-        if best == len(losses) - 1:
+        values = [self.sign * h[self.monitor] for h in self.history]
+        best = int(np.argmin(values))
+        if best == len(values) - 1:
             with atomic_path(self.out_dir / "best.keras") as tmp:
                 shutil.copyfile(path, tmp)
         write_text(self.out_dir / "history.json", json.dumps(self.history, indent=1))
-        if len(losses) - 1 - best >= self.patience:
-            log.info("dev loss has not improved for %d epochs; stopping", self.patience)
+        if self.patience is not None and len(values) - 1 - best >= self.patience:
+            log.info("%s has not improved for %d epochs; stopping", self.monitor, self.patience)
             self.model.stop_training = True
 
 
@@ -182,6 +184,21 @@ def latest_checkpoint(out_dir: Path, epochs: set[int] | None = None) -> tuple[Pa
         return None
     epoch, path = max(found)
     return path, epoch
+
+
+def resume_run(out_dir: Path) -> tuple[keras.Model, list[dict], int]:
+    """The run's last epoch checkpoint that history.json records (model and optimizer state), the history up
+    to it and its epoch number; a kill between the two writes only costs that epoch."""
+    try:
+        history = json.loads((out_dir / "history.json").read_text())
+    except (OSError, ValueError):
+        history = []
+    last = latest_checkpoint(out_dir, {h.get("epoch") for h in history})
+    if last is None:
+        raise CaptionError(f"{out_dir}: no checkpoint to resume from")
+    path, epoch = last
+    log.info("resuming from %s (epoch %d)", path, epoch)
+    return keras.models.load_model(path), [h for h in history if h["epoch"] <= epoch], epoch
 
 
 def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Dataset, out_dir: str | os.PathLike,
@@ -198,21 +215,11 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Datas
     history: list[dict] = []
     initial_epoch = 0
     if resume:
-        try:
-            history = json.loads((out_dir / "history.json").read_text())
-        except (OSError, ValueError):
-            history = []
-        last = latest_checkpoint(out_dir, {h.get("epoch") for h in history})
-        if last is None:
-            raise CaptionError(f"{out_dir}: no checkpoint to resume from")
-        path, initial_epoch = last
-        resumed = keras.models.load_model(path)
+        resumed, history, initial_epoch = resume_run(out_dir)
         if vocab_size_of(resumed) != vocab_size_of(model):
-            raise CaptionError(f"{path} predicts over {vocab_size_of(resumed)} words but this run's vocabulary "
-                               f"has {vocab_size_of(model)}: resume with the same data and settings")
+            raise CaptionError(f"{out_dir}'s checkpoint predicts over {vocab_size_of(resumed)} words but this run's "
+                               f"vocabulary has {vocab_size_of(model)}: resume with the same data and settings")
         model = resumed
-        history = [h for h in history if h["epoch"] <= initial_epoch]
-        log.info("resuming from %s (epoch %d)", path, initial_epoch)
     halve_rate = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
     callbacks = [halve_rate, Checkpoints(out_dir, history, patience)]
     if initial_epoch < epochs:

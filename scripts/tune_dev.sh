@@ -18,7 +18,7 @@ declare -A CONFIGS=(
 mkdir -p runs
 cg prepare --data-root "$DATA" --out runs/descriptions.txt >/dev/null
 [ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 u512_ls)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(nodrop_norm u512 u512_ls nodrop)
 for name in "${names[@]}"; do
   for seed in ${SEEDS:-0}; do
     run=runs/dev_${name}_s$seed

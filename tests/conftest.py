@@ -25,6 +25,8 @@ FLICKR = DATA / "flickr8k"
 TINY_INPUT = 71  # Xception's smallest input: fast, for tests where the weights don't matter
 TINY = ["--encoder-weights", "none", "--input-size", str(TINY_INPUT)]  # the command line's options for it
 PHOTOS = open_layout(FLICKR).photos()
+HAS_DOT = shutil.which("dot") is not None  # Graphviz, for model.png
+NO_DOT = "Graphviz's dot is not on PATH: model.png is not drawn (install Graphviz to check it)"
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +84,34 @@ def tiny_model(tmp_path_factory, descriptions, tiny_encoder) -> Path:
     vocab.save(folder / "tokenizer.p")
     extract_features(PHOTOS, tiny_encoder, folder / "features.p", progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory, random_features):
+    """A tiny cross-entropy run trained briefly on the fixture's train photos (folder/run: best.keras and
+    tokenizer.p), with descriptions.txt and features.p beside it: the folder and the splits."""
+    import keras
+    from caption_generator import data
+    from caption_generator.files import save_pickle
+    from caption_generator.model import build_model
+    from caption_generator.train import caption_arrays, compile_model, make_dataset
+    from caption_generator.vocabulary import Vocabulary
+
+    folder = tmp_path_factory.mktemp("short_run")
+    layout = open_layout(FLICKR)
+    data.prepare(layout, folder / "descriptions.txt")
+    save_pickle(random_features, folder / "features.p")
+    splits = data.load_splits(layout, folder / "descriptions.txt")
+    vocab = Vocabulary.build(c for texts in splits["train"].values() for c in texts)
+    keras.utils.set_random_seed(0)
+    model = build_model(len(vocab), units=32, embedding_dim=16, dropout=0.0)
+    compile_model(model, learning_rate=1e-2)
+    model.fit(make_dataset(*caption_arrays(splits["train"], vocab, random_features), batch_size=16, shuffle=False),
+              epochs=60, verbose=0, shuffle=False)
+    (folder / "run").mkdir()
+    model.save(folder / "run" / "best.keras")
+    vocab.save(folder / "run" / "tokenizer.p")
+    return folder, splits
 
 
 @pytest.fixture()

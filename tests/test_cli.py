@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from caption_generator import data
+from caption_generator import data, load_captioner
 from caption_generator.features import load_features
 from caption_generator.files import save_pickle
 from caption_generator.layouts import open_layout
 from caption_generator.vocabulary import Vocabulary
-from conftest import FLICKR, PHOTOS, ROOT, TINY, bad_photos, code_running_pickle, odd_but_real_photos
+from conftest import FLICKR, HAS_DOT, PHOTOS, ROOT, TINY, bad_photos, code_running_pickle, odd_but_real_photos
 
 
 class Cli:
@@ -120,7 +120,8 @@ def test_similar_photos_as_json_with_a_figure(cli, tiny_model):
         assert img.format == "PNG"
 
     text = cli("-i", str(query), "--similar", "2", "--threshold", "0", "--data-root", str(FLICKR),
-               "--index", str(tiny_model / "text_index.p"), *model_args(tiny_model), script="testing_caption_generator.py")
+               "--index", str(tiny_model / "text_index.p"), *model_args(tiny_model),
+               script="testing_caption_generator.py")
     lines = succeeded(text).splitlines()
     assert lines[1].startswith("  similar photos (text ranking, score >= 0.00)") and len(lines) == 4
 
@@ -129,6 +130,56 @@ def test_save_needs_similar(cli, tmp_path):
     errors = error_lines(cli("caption", "-i", str(PHOTOS[0]), "--save", str(tmp_path / "x.png")))
     assert errors == ["error: --save draws the similar photos: give --similar N too"]
     assert not (tmp_path / "x.png").exists()
+
+
+# --- evaluate and self-critical training -------------------------------------------------------
+
+def test_evaluate_command_on_the_fixture(cli, overfit, random_features, tmp_path):
+    """A model that reproduces each photo's first caption, scored on the fixture's test split."""
+    model, vocab, firsts, _ = overfit
+    model.save(tmp_path / "model.keras")
+    vocab.save(tmp_path / "tokenizer.p")
+    save_pickle(random_features, tmp_path / "features.p")
+    out = succeeded(cli("evaluate", "--data-root", str(FLICKR), "--split", "test",
+                        "--features", str(tmp_path / "features.p"), "--model", str(tmp_path / "model.keras"),
+                        "--tokenizer", str(tmp_path / "tokenizer.p"), "--out", str(tmp_path / "report.json")))
+    report = json.loads((tmp_path / "report.json").read_text())
+    names = open_layout(FLICKR).split("test")
+    assert report["photos"] == len(names) == 4 and report["split"] == "test" and report["beam"] == 1
+    assert report["captions"] == {n: firsts[n][0] for n in names}
+    # Each caption is its photo's first reference, cleaned; on these photos cleaning and the PTB tokenizer agree.
+    assert report["nltk_corpus_bleu"] == {f"BLEU-{n}": 100 for n in range(1, 5)}
+    cider = report["coco"].pop("CIDEr")
+    assert report["coco"] == {**{f"BLEU-{n}": 100 for n in range(1, 5)}, "METEOR": 100, "ROUGE-L": 100}
+    assert cider > 100
+    assert "4 photos, beam 1" in out and "MS-COCO toolkit: BLEU-1" in out and "nltk corpus BLEU: BLEU-1 100.0" in out
+
+
+def test_self_critical_training_writes_a_run_that_captions(cli, short_run, tmp_path):
+    folder, _ = short_run
+    out = tmp_path / "scst"
+    args = ["train", "--scst", "--from", str(folder / "run"), "--out-dir", str(out), "--data-root", str(FLICKR),
+            "--descriptions", str(folder / "descriptions.txt"), "--features", str(folder / "features.p")]
+    succeeded(cli(*args, "--epochs", "1"))
+    assert {"epoch_00.keras", "epoch_01.keras", "best.keras", "tokenizer.p", "history.json", "scst.json",
+            "scst.png"} <= {p.name for p in out.iterdir()}
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [0, 1]
+    with Image.open(out / "scst.png") as image:
+        assert image.format == "PNG" and min(image.size) > 100
+    captioner, _ = load_captioner(out / "best.keras", out / "tokenizer.p")
+    assert len(captioner.greedy(np.zeros((2, 2048), np.float32))) == 2
+    succeeded(cli(*args, "--epochs", "2", "--resume"))
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scst"], "needs both --scst and --from"),
+    (["--from", "run"], "needs both --scst and --from"),
+    (["--scst", "--from", "run", "--units", "8"], "--units does not apply to train --scst"),
+])
+def test_self_critical_training_refuses_incomplete_or_foreign_options(cli, args, message):
+    result = cli("train", *args)
+    assert error_lines(result) == [result.stderr.strip()] and message in result.stderr  # one line, nothing else
 
 
 # --- photos in sub-folders of the image folder (COCO in Karpathy's split) -----------------------
@@ -264,7 +315,9 @@ def test_every_file_is_written_atomically_and_training_resumes(cli, tmp_path):
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == \
         ["error: run: no checkpoint to resume from"]
     files = {str(p) for p in tmp_path.rglob("*") if p.is_file()}
-    assert {"descriptions.txt", "features.p", "tokenizer.p", "model.png"} <= {Path(f).name for f in files}
+    names = {Path(f).name for f in files}
+    assert {"descriptions.txt", "features.p", "tokenizer.p"} <= names and ("model.png" in names) == HAS_DOT
+    assert HAS_DOT or "model.png not drawn: Graphviz's dot is not on PATH" in result.stderr  # train goes on
     assert {"epoch_01.keras", "epoch_02.keras", "best.keras", "history.json", "loss.png", "config.json"} \
         <= {p.name for p in (tmp_path / "run").iterdir()}
     assert files <= set(report["written"]), files - set(report["written"])

@@ -8,12 +8,12 @@ import sys
 import papermill
 import pytest
 
-from conftest import FLICKR, ROOT, TINY_INPUT
+from conftest import FLICKR, HAS_DOT, ROOT, TINY_INPUT
 
 pytestmark = pytest.mark.slow
 
 FIGURE_CALLS = ("show.photo_grid", "caption_statistics", "similar_figure", "loss.png", "plot(model")
-NOISE = ("absl", "oneDNN", "cuInit", "cuda", "IProgress not found", "<Figure size")
+NOISE = ("absl", "oneDNN", "cuInit", "cuda", "IProgress not found")
 
 
 def git(repo, *args: str) -> str:
@@ -60,12 +60,18 @@ def output_text(cell: dict) -> str:
 
 def test_every_figure_shows_as_a_picture(user_run):
     _, cells = user_run
-    figure_cells = [c for c in cells if any(call in "".join(c["source"]) for call in FIGURE_CALLS)]
+    figure_cells = [c for c in cells if any(call in "".join(c["source"]) for call in FIGURE_CALLS)
+                    and "parameters" not in c["metadata"].get("tags", [])]
     assert len(figure_cells) == 6
     for cell in figure_cells:
-        if "plot(model" in "".join(cell["source"]) and shutil.which("dot") is None:
-            continue  # model.png needs Graphviz's dot
+        if "plot(model" in "".join(cell["source"]) and not HAS_DOT:
+            assert "apt-get install graphviz" in output_text(cell)  # one line on installing it, and on
+            continue
         assert any("image/png" in o.get("data", {}) for o in cell["outputs"]), "".join(cell["source"])
+    for cell in cells:
+        for output in cell["outputs"]:  # a figure's text stands only beside its picture, never instead of it
+            text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+            assert "<Figure size" not in text or "image/png" in output.get("data", {}), text
 
 
 def test_outputs_are_clean_and_scores_printed(user_run):
@@ -83,7 +89,8 @@ def test_run_writes_the_tutorial_files_and_leaves_what_we_ship_alone(user_run):
     for name in ("descriptions.txt", "features.p", "tokenizer.p", "models/best.keras", "models/tokenizer.p",
                  "models/loss.png"):
         assert (repo / name).is_file(), name
+    assert (repo / "model.png").is_file() == HAS_DOT
     assert git(repo, "status", "--porcelain") == ""  # no tracked file changed, nothing new that is not ignored
-    shipped, own = caption(repo), caption(repo, "--model", "models/")
-    for sentence in (shipped, own):
-        assert sentence and sentence.replace(" ", "").isalpha() and sentence == sentence.lower(), sentence
+    shipped = caption(repo)
+    assert len(shipped.split()) >= 3 and shipped.replace(" ", "").isalpha(), shipped
+    caption(repo, "--model", "models/")  # the user's own two-epoch model captions too
