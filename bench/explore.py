@@ -1,6 +1,6 @@
 """Where feature extraction spends its time, and what the hardware offers for the encoder.
 
-    python bench/explore.py [--photos 48]
+    python -m bench.explore [--photos 48]
 
 Profiles encode() (decoding vs forward pass), then measures the bare Xception forward pass
 (images/s on ready tensors) for batch sizes, jit_compile (XLA), bfloat16 (with the cosine
@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+import numpy as np
 
-import numpy as np  # noqa: E402
+from bench.common import DATA_ROOT, ROOT, split_photos, timed
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def images_per_second(forward, images: np.ndarray, batch: int, repeats: int = 2) -> float:
@@ -48,17 +48,16 @@ def load(paths: list[Path], size: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=48)
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "flickr8k")
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--forward-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     import keras
     import tensorflow as tf
 
-    from caption_generator import data
     from caption_generator.features import build_encoder, encode, encoder_weights, load_image
 
-    paths = [data.image_dir(args.data_root) / n for n in data.read_split(args.data_root, "test")[:args.photos]]
+    paths = split_photos(args.data_root, "test", args.photos)
     encoder = build_encoder(encoder_weights())
     images = load(paths, 299)
     forward = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
@@ -67,10 +66,7 @@ def main() -> None:
         return
     results: dict = {}
 
-    start = time.perf_counter()
-    for p in paths:
-        load_image(p, 299)
-    results["load_image_ms"] = 1000 * (time.perf_counter() - start) / len(paths)
+    results["load_image_ms"] = 1000 * timed(lambda: [load_image(p, 299) for p in paths]) / len(paths)
     results["forward_b8_ms"] = 1000 / images_per_second(forward, images, 8)
     list(encode(paths[:8], encoder, progress=False))
     profile = cProfile.Profile()
@@ -101,8 +97,8 @@ def main() -> None:
     threads = {}
     for intra, inter in ((1, 1), (2, 1), (2, 2), (4, 2)):
         env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(intra), TF_NUM_INTEROP_THREADS=str(inter))
-        done = subprocess.run([sys.executable, __file__, "--forward-only", "--photos", "24"], env=env,
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-m", "bench.explore", "--forward-only", "--photos", "24"], env=env,
+                              capture_output=True, text=True, check=True, cwd=ROOT)
         threads[f"intra {intra}, inter {inter}"] = json.loads(done.stdout.strip().splitlines()[-1])["img_s"]
     results["threads_b8"] = threads
     print(json.dumps(results, indent=1))

@@ -1,6 +1,6 @@
 """Benchmark our pipeline against the tutorial baseline (bench/baseline.py), side by side on the same inputs.
 
-    python bench/run.py [--quick] [--json results.json]
+    python -m bench.run [--quick] [--json results.json]
 
 Measures (1) feature extraction from JPEG files: ours, the baseline and the bare Xception forward
 pass on ready tensors; (2) training seconds per epoch and peak memory, each in its own process;
@@ -13,19 +13,17 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+
+import numpy as np
+
+from bench.common import DATA_ROOT, ROOT, median, split_photos, timed, timed_call
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-import numpy as np  # noqa: E402
 
 SIZES = {
     "quick": {"photos": 8, "repeats": 2, "captions": 128, "epochs": 2, "memory_captions": 0,
@@ -37,30 +35,16 @@ BATCH = 8  # the CLI's default encoder batch size
 EPOCH_CAPTIONS = 30000  # the Flickr8k train split: 6000 photos x 5 captions
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds that one call of fn takes."""
-    return timed_call(fn)[0]
-
-
-def timed_call(fn: Callable[[], object]) -> tuple[float, object]:
-    """Seconds that one call of fn takes, and what it returned."""
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
-
-
-def median(values: list[float]) -> float:
-    return float(statistics.median(values))
-
-
 def train_descriptions(data_root: Path):
     """The cleaned captions of the train split and the vocabulary built from them (as training does)."""
     from caption_generator import data
     from caption_generator.config import TrainConfig
+    from caption_generator.layouts import open_layout
     from caption_generator.vocabulary import Vocabulary
 
-    clean = data.clean_descriptions(data.read_captions(data.captions_path(data_root)))
-    train = data.split_descriptions(clean, data.read_split(data_root, "train"), "train")
+    layout = open_layout(data_root)
+    clean = data.clean_descriptions(layout.captions())
+    train = data.split_descriptions(clean, layout.split("train"), "train")
     return train, Vocabulary.build((c for texts in train.values() for c in texts), TrainConfig().min_count)
 
 
@@ -95,7 +79,7 @@ def train_worker(kind: str, data_root: Path, captions: int, epochs: int) -> dict
         model.fit(dataset.take(2), verbose=0)
         epoch = lambda: model.fit(dataset, epochs=1, verbose=0)  # noqa: E731
     else:
-        import baseline
+        from bench import baseline
 
         model = baseline.define_model(len(vocab), vocab.max_length)
         baseline.train_epoch(model, subset, features, vocab, steps=2)
@@ -107,9 +91,9 @@ def train_worker(kind: str, data_root: Path, captions: int, epochs: int) -> dict
 
 def run_worker(kind: str, data_root: Path, captions: int, epochs: int) -> dict:
     """train_worker in a fresh Python process (fair peak memory)."""
-    command = [sys.executable, __file__, "--worker", kind, "--data-root", str(data_root),
+    command = [sys.executable, "-m", "bench.run", "--worker", kind, "--data-root", str(data_root),
                "--captions", str(captions), "--epochs", str(epochs)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise RuntimeError(f"{kind} training worker failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -121,7 +105,7 @@ def bench_features(paths: list[Path], encoder, encoder_bf16, repeats: int) -> tu
     Returns the results and our (float32) features."""
     import tensorflow as tf
 
-    import baseline
+    from bench import baseline
     from caption_generator.features import encode, load_image
 
     size = int(encoder.input_shape[1])
@@ -162,8 +146,9 @@ def caption_model(data_root: Path, folder: Path):
     vocabulary built from the train split, saved in `folder`. Returns (captioner, CLI args, which)."""
     import keras
 
-    from caption_generator.caption import MANIFEST, load_captioner
+    from caption_generator import load_captioner
     from caption_generator.model import build_model
+    from caption_generator.shipped import MANIFEST
 
     if MANIFEST.is_file():
         return load_captioner()[0], [], "shipped model (models/shipped/)"
@@ -180,7 +165,7 @@ def caption_model(data_root: Path, folder: Path):
 def bench_captioning(captioner, features: np.ndarray, repeats: int) -> dict:
     """ms per photo from known features: ours greedy (batched and one photo per call), ours beam 3,
     and the baseline's greedy decoding with the same weights."""
-    import baseline
+    from bench import baseline
 
     vocab = captioner.vocab
     theirs_model = baseline.define_model(len(vocab), vocab.max_length)
@@ -306,7 +291,7 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small smoke-test size (about 3 minutes)")
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "flickr8k",
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT,
                         help="Flickr8k folder (default: ../shared/flickr8k)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--encoder-weights", default=None,
@@ -319,14 +304,13 @@ def main() -> None:
         print(json.dumps(train_worker(args.worker, args.data_root, args.captions, args.epochs)))
         return
 
-    from caption_generator import data
     from caption_generator.features import build_encoder, encoder_weights
 
     size = SIZES["quick" if args.quick else "full"]
     weights = encoder_weights(args.encoder_weights)  # fail at once without weights
     weight_args = [] if weights == "imagenet" else ["--encoder-weights", weights or "none"]
     started = time.perf_counter()
-    test_photos = [data.image_dir(args.data_root) / n for n in data.read_split(args.data_root, "test")]
+    test_photos = split_photos(args.data_root, "test")
     results: dict = {"size": "quick" if args.quick else "full", "settings": size,
                      "machine": {"cpus": os.cpu_count(), "processor": _processor()}}
 

@@ -1,15 +1,13 @@
 """Captioning: greedy and beam search decoding, step by step through the LSTM cell."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .backend import keras, tf
 
-from .files import CaptionError
+from .errors import CaptionError
 from .model import vocab_size_of
 from .vocabulary import PAD, RESERVED, START, UNK, Vocabulary
 
@@ -137,90 +135,3 @@ class Captioner:
         for start in range(0, len(features), batch_size):
             captions += self.beam_search(features[start:start + batch_size], beam, length_penalty)
         return captions
-
-
-def caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]], captioner: Captioner,
-                    beam: int = 1, length_penalty: float = 1.0, decode_batch: int = 64
-                    ) -> Iterator[tuple[Path, np.ndarray | None, str | None, str | None]]:
-    """Caption the output of features.encode in batches: (path, features, caption, None) per photo in
-    order, or (path, None, None, error) for one that could not be read."""
-    pending: list[tuple[Path, np.ndarray | None, str | None]] = []
-
-    def flush():
-        good = [vector for _, vector, error in pending if error is None]
-        captions = iter(captioner.beam_search(np.stack(good), beam, length_penalty) if good else [])
-        for path, vector, error in pending:
-            yield (path, None, None, error) if error else (path, vector, next(captions), None)
-        pending.clear()
-
-    for item in encoded:
-        pending.append(item)
-        if len(pending) >= decode_batch:
-            yield from flush()
-    yield from flush()
-
-
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "shipped"  # training never writes here
-MANIFEST = MODELS_DIR / "manifest.json"
-
-
-def shipped_files() -> tuple[list[Path], Path, dict]:
-    """The shipped model files, vocabulary and manifest, after checking their sha256 sums."""
-    import json
-
-    from .files import sha256_file
-
-    if not MANIFEST.is_file():
-        raise CaptionError(f"no shipped model in {MODELS_DIR}; pass --model and --tokenizer")
-    manifest = json.loads(MANIFEST.read_text())
-    for name, expected in manifest["sha256"].items():
-        path = MODELS_DIR / name
-        if not path.is_file():
-            raise CaptionError(f"{path}: shipped file missing (is this a full clone? try git lfs/checkout)")
-        if sha256_file(path) != expected:
-            raise CaptionError(f"{path}: sha256 differs from {MANIFEST.name}; the file is damaged or replaced")
-    return [MODELS_DIR / m for m in manifest["models"]], MODELS_DIR / manifest["tokenizer"], manifest
-
-
-def load_captioner(model_paths: Sequence[str | os.PathLike] | None = None,
-                   tokenizer_path: str | os.PathLike | None = None) -> tuple[Captioner, int]:
-    """A Captioner from model file(s) and a vocabulary, and the encoder input size it expects.
-
-    A model path may be a training run's folder, meaning its best.keras; the vocabulary defaults to the
-    tokenizer.p beside the first model. Without models: the shipped ones, after checking their sha256 sums."""
-    from .features import DEFAULT_INPUT_SIZE
-    from .model import load_model
-
-    input_size = DEFAULT_INPUT_SIZE
-    if not model_paths:
-        if tokenizer_path:
-            raise CaptionError("--tokenizer without --model: give the model the vocabulary belongs to")
-        model_paths, tokenizer_path, manifest = shipped_files()
-        input_size = int(manifest.get("input_size", DEFAULT_INPUT_SIZE))
-    model_paths = [Path(p) / "best.keras" if Path(p).is_dir() else Path(p) for p in model_paths]
-    vocab = Vocabulary.load(tokenizer_path or model_paths[0].parent / "tokenizer.p")
-    return Captioner([load_model(p) for p in model_paths], vocab), input_size
-
-
-def ship(model_paths: Sequence[str | os.PathLike], tokenizer_path: str | os.PathLike, input_size: int,
-         notes: dict | None = None, models_dir: Path = MODELS_DIR) -> dict:
-    """Copy trained model(s) (weights and architecture only, no optimizer state) and their vocabulary
-    into `models_dir` with a manifest of sha256 sums, which the default captioning path checks."""
-    import json
-
-    from .files import atomic_path, sha256_file, write_text
-    from .model import load_model
-
-    vocab = Vocabulary.load(tokenizer_path)
-    models = [load_model(p) for p in model_paths]
-    Captioner(models, vocab)  # refuses a model and vocabulary that don't belong together
-    names = ["caption_model.keras"] if len(models) == 1 else [f"caption_model_{i + 1}.keras" for i in range(len(models))]
-    for model, name in zip(models, names):
-        with atomic_path(models_dir / name) as tmp:
-            model.save(tmp)  # loaded with compile=False: no optimizer state is saved
-    vocab.save(models_dir / "tokenizer.p")
-    files = [*names, "tokenizer.p"]
-    manifest = {"models": names, "tokenizer": "tokenizer.p", "input_size": input_size,
-                "sha256": {f: sha256_file(models_dir / f) for f in files}, **(notes or {})}
-    write_text(models_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-    return manifest

@@ -1,22 +1,22 @@
-"""Dataset access for any layout (see layouts/), caption cleaning, descriptions.txt.
+"""Caption cleaning, the splits' captions and descriptions.txt, and a check of the photos against the release.
 
-Functions taking a `data_root` accept a folder (its layout is detected) or a layouts.Layout.
+Reading a data root (caption files, splits, photo folders) is the job of layouts/: the functions here take
+an open layouts.Layout.
 """
 from __future__ import annotations
 
 import logging
 import os
 import string
-from collections import defaultdict
 from pathlib import Path
 
-from .files import CaptionError, write_text
-from .layouts import SPLITS, open_layout
-from .layouts.flickr8k import CAPTIONS_FILE, IMAGE_DIR_NAMES, SPLIT_FILES, TEXT_DIR  # noqa: F401 (public names)
+from .errors import CaptionError
+from .files import sha256_file, write_text
+from .layouts import SPLITS, Layout, read_captions
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+DEFAULT_DESCRIPTIONS = "descriptions.txt"
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -28,65 +28,6 @@ def clean_caption(text: str) -> str:
     """
     words = text.lower().translate(_PUNCTUATION).split()
     return " ".join(w for w in words if w.isalpha())
-
-
-def image_dir(data_root: str | os.PathLike) -> Path:
-    """The photo folder of a data root (for Flickr8k, either spelling of the original zip)."""
-    return open_layout(data_root).image_dir()
-
-
-def captions_path(data_root: str | os.PathLike) -> Path:
-    """The caption file of a data root (read it with read_captions)."""
-    return open_layout(data_root).captions_path()
-
-
-def decode_text(path: str | os.PathLike) -> str:
-    """A text file's content; bytes that are not UTF-8 are replaced, with a warning."""
-    raw = Path(path).read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        log.warning("%s: bytes that are not UTF-8 were replaced", path)
-        return raw.decode("utf-8", errors="replace")
-
-
-def _token_lines(text: str, path: str | os.PathLike) -> list[tuple[str, str]]:
-    """(image, caption) of each `<image>#<n>\\t<caption>` line; malformed lines are skipped and counted."""
-    pairs, skipped = [], 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key, tab, caption = line.partition("\t")
-        image = key.split("#")[0].strip()
-        if not tab or not image or not caption.strip():
-            skipped += 1
-            continue
-        pairs.append((image, caption.strip()))
-    if skipped:
-        log.warning("%s: skipped %d malformed lines (no tab, image name or caption)", path, skipped)
-    return pairs
-
-
-def read_captions(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Read a caption file into {image: [raw captions]}: a Karpathy JSON (.json), a CSV whose header
-    names image and caption, or `<image>#<n>\\t<caption>` lines (Flickr8k.token.txt, descriptions.txt).
-
-    Blank lines are ignored; lines without a tab or an image name are skipped and counted;
-    bytes that are not UTF-8 are replaced. Windows line endings are accepted.
-    """
-    from .layouts import captions_csv, karpathy
-
-    if Path(path).suffix.lower() == ".json":
-        return karpathy.read_json_captions(path)
-    text = decode_text(path)
-    pairs = [(r["image"], r["caption"]) for r in captions_csv.read_rows(text, Path(path))] \
-        if captions_csv.is_caption_csv(text) else _token_lines(text, path)
-    captions: dict[str, list[str]] = defaultdict(list)
-    for image, caption in pairs:
-        captions[image].append(caption)
-    if not captions:
-        raise CaptionError(f"{path}: no captions found")
-    return dict(captions)
 
 
 def clean_descriptions(captions: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -112,14 +53,6 @@ def load_descriptions(path: str | os.PathLike) -> dict[str, list[str]]:
     return read_captions(path)
 
 
-def read_split(data_root: str | os.PathLike, split: str) -> list[str]:
-    """The image names of a split (train, dev, test) whose photo exists.
-
-    Names of missing photos are dropped with a warning that gives their count.
-    """
-    return open_layout(data_root).split(split)
-
-
 def split_descriptions(descriptions: dict[str, list[str]], images: list[str], split: str) -> dict[str, list[str]]:
     """The descriptions of the given images; images without captions are dropped with a warning."""
     chosen = {n: descriptions[n] for n in images if n in descriptions}
@@ -130,18 +63,19 @@ def split_descriptions(descriptions: dict[str, list[str]], images: list[str], sp
     return chosen
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files in a folder (by suffix), sorted."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def load_splits(layout: Layout, descriptions_path: str | os.PathLike, limit: int | None = None
+                ) -> dict[str, dict[str, list[str]]]:
+    """The cleaned captions of the train and dev splits (first `limit` photos of each) from descriptions.txt."""
+    descriptions = load_descriptions(descriptions_path)
+    return {s: split_descriptions(descriptions, layout.split(s)[:limit], s) for s in ("train", "dev")}
 
 
-def prepare(data_root: str | os.PathLike, out: str | os.PathLike = "descriptions.txt") -> dict[str, list[str]]:
+def prepare(layout: Layout, out: str | os.PathLike = DEFAULT_DESCRIPTIONS) -> dict[str, list[str]]:
     """Read and clean a data root's captions and write descriptions.txt.
 
     Captions of photos that are not in the image folder are kept, with a warning giving their count:
     the splits leave those photos out later.
     """
-    layout = open_layout(data_root)
     descriptions = clean_descriptions(layout.captions())
     unknown = [n for n in descriptions if not layout.photo_path(n).is_file()]
     if unknown:
@@ -151,29 +85,25 @@ def prepare(data_root: str | os.PathLike, out: str | os.PathLike = "descriptions
     return descriptions
 
 
-def photo_paths(data_root: str | os.PathLike, limit: int | None = None) -> list[Path]:
+def photo_paths(layout: Layout, limit: int | None = None) -> list[Path]:
     """All photos of the data root, or with `limit` the first N of each split."""
-    layout = open_layout(data_root)
     if limit is None:
         return layout.photos()
     return [layout.photo_path(n) for split in SPLITS for n in layout.split(split)[:limit]]
 
 
-def verify(data_root: str | os.PathLike, sums_path: str | os.PathLike) -> dict[str, int]:
+def verify(layout: Layout, sums_path: str | os.PathLike) -> dict[str, int]:
     """Compare the photos with the original release's sizes and sha256 sums (a TSV of name, size, sha256).
 
     Returns counts of photos that match, differ and are missing; each kind is logged with an example.
     """
-    from .files import sha256_file
-
-    folder = image_dir(data_root)
     found = {"match": [], "differ": [], "missing": []}
     for line in Path(sums_path).read_text(encoding="utf-8").splitlines():
         fields = line.split("\t")
         if len(fields) != 3 or not fields[1].isdigit():
             continue  # header or blank line
         name, size, digest = fields
-        path = folder / name
+        path = layout.photo_path(name)
         if not path.is_file():
             found["missing"].append(name)
         elif path.stat().st_size != int(size) or sha256_file(path) != digest:

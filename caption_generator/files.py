@@ -10,9 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-
-class CaptionError(Exception):
-    """An error caused by the user's input, reported as one line without a traceback."""
+from .errors import CaptionError
 
 
 @contextlib.contextmanager

@@ -7,9 +7,9 @@ import shutil
 
 from .backend import keras
 
-from .config import TrainConfig
+from .config import DEFAULT_PLOT, TrainConfig
+from .errors import CaptionError
 from .features import FEATURE_SIZE
-from .files import CaptionError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     return model
 
 
-def plot(model: keras.Model, path: str | os.PathLike = "model.png") -> bool:
+def plot(model: keras.Model, path: str | os.PathLike = DEFAULT_PLOT) -> bool:
     """Draw the model to `path` with keras.utils.plot_model; False (and a one-line warning) without
     Graphviz's dot or pydot."""
     from .files import atomic_path

@@ -23,9 +23,11 @@ from .backend import keras, tf
 from .caption import Captioner, next_word_log_probs
 from .cider import CiderD
 from .config import ScstConfig
-from .files import CaptionError, write_text
+from .errors import CaptionError
+from .files import write_text
 from .model import load_model
-from .train import Checkpoints, compile_model, plot_history, resume_run
+from .show import plot_history
+from .train import Checkpoints, compile_model, resume_run
 from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)

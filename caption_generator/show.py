@@ -1,15 +1,23 @@
-"""Figures for the notebook and the README: photos with captions, caption statistics."""
+"""Every figure: photos with captions, caption statistics, loss curves, similar photos; saved atomically."""
 from __future__ import annotations
 
 import os
 import textwrap
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
+from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageOps
+
+from .files import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .similar import Similar
 
 
 def photo_grid(photos: Sequence[str | os.PathLike], texts: Sequence[str], columns: int = 3,
@@ -51,10 +59,64 @@ def caption_statistics(descriptions: dict[str, list[str]]) -> tuple[Figure, dict
     return fig, stats
 
 
+def plot_history(history: list[dict], path: str | os.PathLike, series: dict[str, str] | None = None,
+                 ylabel: str = "cross-entropy per word") -> Figure:
+    """Values per epoch (by default the training and dev loss; `series` maps labels to history keys,
+    epochs without the key are left out), saved to `path`; returns the matplotlib Figure."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for label, key in (series or {"train": "loss", "dev": "val_loss"}).items():
+        points = [(h["epoch"], h[key]) for h in history if key in h]
+        ax.plot([e for e, _ in points], [v for _, v in points], marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return fig
+
+
+def _show_photo(ax: Axes, path: Path | None) -> None:
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img).convert("RGB")
+            img.thumbnail((400, 400))
+            ax.imshow(img)
+    except (OSError, ValueError, TypeError, Image.DecompressionBombError):
+        ax.text(0.5, 0.5, "photo not found", ha="center", va="center", color="gray", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def similar_figure(queries: Sequence[tuple[Path, str, Similar]]) -> Figure:
+    """A matplotlib Figure with one row per query: its photo and caption, then its matches with their
+    caption and score; a row whose matches are below the threshold says so in red."""
+    columns = 1 + max((len(s.matches) for _, _, s in queries), default=0)
+    fig = Figure(figsize=(2.8 * columns, 3.5 * len(queries)), layout="constrained")
+    axes = fig.subplots(len(queries), columns, squeeze=False)
+    for row, (path, caption, similar) in zip(axes, queries):
+        _show_photo(row[0], path)
+        note = (f"nothing >= {similar.threshold:.2f}: closest below" if similar.below_threshold
+                else f"{similar.by} ranking, >= {similar.threshold:.2f}")
+        row[0].set_title(textwrap.fill(caption, 30) + f"\n[{note}]", fontsize=9, fontweight="bold",
+                         color="firebrick" if similar.below_threshold else "black")
+        row[0].set_xlabel(path.name, fontsize=8)
+        for ax in row[0].spines.values():
+            ax.set_edgecolor("royalblue")
+            ax.set_linewidth(3)
+        for ax, match in zip(row[1:], similar.matches):
+            _show_photo(ax, match.path)
+            ax.set_title(textwrap.fill(match.caption, 30) + f"\nscore {match.score:.2f}", fontsize=8,
+                         color="firebrick" if similar.below_threshold else "black")
+        for ax in row[1 + len(similar.matches):]:
+            ax.axis("off")
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Save a figure atomically."""
-    from .files import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return Path(path)

@@ -8,17 +8,19 @@ import re
 import shutil
 import tempfile
 from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .backend import keras, tf
 
-from .config import TrainConfig, cluster_position
-from .files import CaptionError, atomic_path, write_text
+from .cluster import cluster_position, distribution_strategy
+from .config import TrainConfig
+from .errors import CaptionError
+from .files import atomic_path, write_text
 from .model import vocab_size_of
-from .vocabulary import Vocabulary
+from .show import plot_history
+from .vocabulary import TOKENIZER_FILE, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +77,6 @@ def make_dataset(photos: np.ndarray, photo_rows: np.ndarray, inputs: np.ndarray,
     options = tf.data.Options()  # several workers: each takes its replicas' part of every global batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.map(lookup_and_trim).prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-@lru_cache(maxsize=1)
-def distribution_strategy() -> tf.distribute.Strategy:
-    """MultiWorkerMirroredStrategy when $TF_CONFIG names several workers, MirroredStrategy over several GPUs
-    (or several logical CPUs, if configured), else the default strategy. Made once per process: under
-    TF_CONFIG, call it before any other TensorFlow work, as multi-worker collectives require."""
-    if cluster_position()[1] > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    for kind in ("GPU", "CPU"):
-        devices = tf.config.list_logical_devices(kind)
-        if len(devices) > 1:
-            return tf.distribute.MirroredStrategy([d.name for d in devices])
-    return tf.distribute.get_strategy()
 
 
 def _fit_multi_worker(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Dataset, epochs: int,
@@ -244,39 +232,6 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Datas
     return best, history
 
 
-def plot_history(history: list[dict], path: str | os.PathLike, series: dict[str, str] | None = None,
-                 ylabel: str = "cross-entropy per word"):
-    """Values per epoch (by default the training and dev loss; `series` maps labels to history keys,
-    epochs without the key are left out), saved to `path`; returns the matplotlib Figure."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    from .show import save_figure
-
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for label, key in (series or {"train": "loss", "dev": "val_loss"}).items():
-        points = [(h["epoch"], h[key]) for h in history if key in h]
-        ax.plot([e for e, _ in points], [v for _, v in points], marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return fig
-
-
-def load_splits(data_root: str | os.PathLike, descriptions_path: str | os.PathLike, limit: int | None = None
-                ) -> dict[str, dict[str, list[str]]]:
-    """The cleaned captions of the official train and dev splits (first `limit` photos of each)."""
-    from . import data
-
-    descriptions = data.load_descriptions(descriptions_path)
-    return {s: data.split_descriptions(descriptions, data.read_split(data_root, s)[:limit], s) for s in ("train", "dev")}
-
-
 def train_model(model: keras.Model, splits: dict[str, dict[str, list[str]]], vocab: Vocabulary,
                 features: dict[str, np.ndarray], out_dir: str | os.PathLike, config: TrainConfig,
                 resume: bool = False, verbose: int | str = "auto") -> tuple[keras.Model, list[dict]]:
@@ -296,7 +251,7 @@ def train_model(model: keras.Model, splits: dict[str, dict[str, list[str]]], voc
     if not chief and resume and out_dir.is_dir():
         shutil.copytree(out_dir, write_dir, dirs_exist_ok=True)
     try:
-        vocab.save(write_dir / "tokenizer.p")
+        vocab.save(write_dir / TOKENIZER_FILE)
         write_text(write_dir / "config.json", json.dumps(asdict(config), indent=1))
         keras.utils.set_random_seed(config.seed)
         train_data = make_dataset(*train_arrays, config.batch_size, True, config.seed)

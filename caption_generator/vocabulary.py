@@ -6,10 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .files import CaptionError, load_pickle, save_pickle
+from .errors import CaptionError
+from .files import load_pickle, save_pickle
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 RESERVED = (PAD, START, END, UNK)  # ids 0..3; cleaning strips "<" and ">", so no word collides
+TOKENIZER_FILE = "tokenizer.p"  # the vocabulary's file, in a training run's folder and beside the shipped model
 
 
 @dataclass

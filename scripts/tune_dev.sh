@@ -2,23 +2,22 @@
 # Cross-entropy settings compared on the dev split (issue 11, lever 2): one training run per line of
 # CONFIGS below, each scored on dev (greedy, MS-COCO toolkit) -> runs/dev_<name>/dev_beam1.json.
 #   DATA=../shared/flickr8k scripts/tune_dev.sh [name ...]     (about 12 min per run on 2 CPU cores)
-# A finished run is skipped; the table: python scripts/dev_table.py runs
+# A finished run is skipped; the table: python -m scripts.dev_table runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/flickr8k}
 PY=${PY:-.venv/bin/python}
 cg() { "$PY" -m caption_generator "$@"; }
 declare -A CONFIGS=(
-  [base]=""
-  [nodrop]="--photo-dropout 0"
-  [nodrop_norm]="--photo-dropout 0 --normalize-photo"
+  [base]="--photo-dropout 0.5 --no-normalize-photo"   # the settings of the earlier shipped model
+  [nodrop_norm]="--photo-dropout 0 --normalize-photo"  # the defaults since
   [u512]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512"
   [u512_ls]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512 --label-smoothing 0.1"
 )
 mkdir -p runs
 cg prepare --data-root "$DATA" --out runs/descriptions.txt >/dev/null
 [ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(nodrop_norm u512 u512_ls nodrop)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 u512_ls)
 for name in "${names[@]}"; do
   for seed in ${SEEDS:-0}; do
     run=runs/dev_${name}_s$seed

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from caption_generator.caption import Captioner, next_word_log_probs
-from caption_generator.files import CaptionError
+from caption_generator.errors import CaptionError
 from caption_generator.model import build_model
 from caption_generator.vocabulary import Vocabulary
 

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import FLICKR, ROOT
 
+pytestmark = pytest.mark.slow
+
 # Relative. Keras averages each replica's mean loss per real word, one device the whole batch's; the
 # short batches (an epoch's or a length bucket's last) split unevenly (a replica may get none), so those steps
 # differ most. Measured up to 4.4e-3; the losses move by 3e-2 from epoch 1 to epoch 2.
@@ -23,16 +25,19 @@ import tensorflow as tf
 if sys.argv[1] == "mirrored":
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from caption_generator import data, train
-strategy = train.distribution_strategy()  # first: multi-worker collectives are set up at start-up
+from caption_generator.cluster import distribution_strategy
+strategy = distribution_strategy()  # first: multi-worker collectives are set up at start-up
 import keras, numpy as np
+from caption_generator import data, train
 from caption_generator.config import TrainConfig
+from caption_generator.layouts import open_layout
 from caption_generator.model import build_model_from
 from caption_generator.vocabulary import Vocabulary
-descriptions = data.clean_descriptions(data.read_captions(data.captions_path(sys.argv[2])))
+layout = open_layout(sys.argv[2])
+descriptions = data.clean_descriptions(layout.captions())
 rng = np.random.default_rng(0)
 features = {name: rng.normal(size=2048).astype(np.float32) for name in descriptions}
-splits = {s: data.split_descriptions(descriptions, data.read_split(sys.argv[2], s), s) for s in ("train", "dev")}
+splits = {s: data.split_descriptions(descriptions, layout.split(s), s) for s in ("train", "dev")}
 config = TrainConfig(min_count=1, units=16, embedding_dim=16, dropout=0.0, batch_size=8, epochs=2, patience=5)
 vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
 keras.utils.set_random_seed(0)
@@ -105,10 +110,10 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(one_worker, tmp_path)
 
 
 def test_feature_extraction_split_between_workers_merges_to_one_run(tiny_encoder, tmp_path):
-    from caption_generator import data
     from caption_generator.features import extract_features, merge_features, part_path, shard
+    from caption_generator.layouts import open_layout
 
-    paths = data.photo_paths(FLICKR)
+    paths = open_layout(FLICKR).photos()
     whole = extract_features(paths, tiny_encoder, progress=False)
     out = tmp_path / "features.p"
     for index in range(2):

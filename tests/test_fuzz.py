@@ -9,8 +9,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from caption_generator import data
+from caption_generator.errors import CaptionError
 from caption_generator.features import load_image
-from caption_generator.files import CaptionError, load_pickle, save_pickle
+from caption_generator.files import load_pickle, save_pickle
+from caption_generator.layouts import read_captions
+
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -82,7 +86,7 @@ def test_caption_parser_keeps_only_well_formed_lines(scratch, raw):
     path = scratch / "captions.txt"
     path.write_bytes(raw)
     try:
-        captions = data.read_captions(path)
+        captions = read_captions(path)
     except CaptionError as e:
         assert "no captions" in str(e)
         return

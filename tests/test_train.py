@@ -5,9 +5,11 @@ import pytest
 
 from caption_generator import data
 from caption_generator.config import TrainConfig
-from caption_generator.files import CaptionError
+from caption_generator.errors import CaptionError
+from caption_generator.files import write_text
+from caption_generator.layouts import open_layout
 from caption_generator.model import build_model
-from caption_generator.train import LENGTH_BUCKETS, caption_arrays, load_splits, make_dataset, train_model
+from caption_generator.train import LENGTH_BUCKETS, caption_arrays, compile_model, fit, make_dataset, train_model
 from caption_generator.vocabulary import Vocabulary
 from conftest import FLICKR
 
@@ -61,8 +63,9 @@ def test_model_overfits_the_fixture_captions(overfit, random_features):
 
 @pytest.fixture()
 def prepared(tmp_path, random_features):
-    data.prepare(FLICKR, tmp_path / "descriptions.txt")
-    splits = load_splits(FLICKR, tmp_path / "descriptions.txt")
+    layout = open_layout(FLICKR)
+    data.prepare(layout, tmp_path / "descriptions.txt")
+    splits = data.load_splits(layout, tmp_path / "descriptions.txt")
     vocab = Vocabulary.build(c for texts in splits["train"].values() for c in texts)
     return splits, vocab, tmp_path / "run"
 
@@ -100,3 +103,23 @@ def test_training_without_features_for_a_photo_fails_first(prepared, random_feat
     with pytest.raises(CaptionError, match="lack 1 of"):
         train_model(tiny(vocab), splits, vocab, lacking, run, TrainConfig(epochs=1), verbose=0)
     assert not run.exists()
+
+
+def test_resume_after_a_kill_between_checkpoint_and_history(tmp_path, descriptions, random_features):
+    vocab = Vocabulary.build(c for texts in descriptions.values() for c in texts)
+    batches = make_dataset(*caption_arrays(descriptions, vocab, random_features), batch_size=64)
+
+    def model(size: int = len(vocab)):
+        m = build_model(size, units=8, embedding_dim=8)
+        compile_model(m)
+        return m
+
+    _, history = fit(model(), batches, batches, tmp_path, epochs=2, verbose=0)
+    write_text(tmp_path / "history.json", json.dumps(history[:1]))  # killed after epoch_02.keras, before history
+    _, resumed = fit(model(), batches, batches, tmp_path, epochs=3, resume=True, verbose=0)
+    assert [h["epoch"] for h in resumed] == [1, 2, 3] and resumed[0] == history[0]
+    with pytest.raises(CaptionError, match="resume with the same data"):
+        fit(model(len(vocab) + 1), batches, batches, tmp_path, epochs=4, resume=True, verbose=0)
+    (tmp_path / "history.json").unlink()
+    with pytest.raises(CaptionError, match="no checkpoint to resume from"):
+        fit(model(), batches, batches, tmp_path, epochs=4, resume=True, verbose=0)

@@ -3,7 +3,8 @@ import pickle
 import numpy as np
 import pytest
 
-from caption_generator.files import CaptionError, load_pickle, save_pickle
+from caption_generator.errors import CaptionError
+from caption_generator.files import load_pickle, save_pickle
 from caption_generator.vocabulary import END, PAD, START, UNK, Vocabulary
 
 

@@ -6,8 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-from ..files import CaptionError
-from . import SPLIT_NAMES, Layout, seeded_split
+from ..errors import CaptionError
+from .base import SPLIT_NAMES, Layout, seeded_split
+from .text import captions_by_image, decode_text
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,16 @@ class CaptionsCsv(Layout):
             raise CaptionError(f"{path}: no such file")
         return path
 
+    def captions(self) -> dict[str, list[str]]:
+        path = self.captions_path()
+        return captions_by_image(((r["image"], r["caption"]) for r in read_rows(decode_text(path), path)), path)
+
     def image_dir(self) -> Path:
         if not (self.root / IMAGE_DIR).is_dir():
             raise CaptionError(f"{self.root}: no image folder ({IMAGE_DIR})")
         return self.root / IMAGE_DIR
 
     def split_names(self, split: str) -> list[str]:
-        from ..data import decode_text
-
         path = self.captions_path()
         rows = read_rows(decode_text(path), path)
         given = {r["image"]: SPLIT_NAMES.get(r["split"], r["split"]) for r in rows if r["split"]}

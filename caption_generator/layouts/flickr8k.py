@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import CaptionError
-from . import Layout
+from ..errors import CaptionError
+from .base import Layout
+from .text import read_captions
 
 TEXT_DIR = "Flickr8k_text"
 CAPTIONS_FILE = "Flickr8k.token.txt"
@@ -31,6 +32,9 @@ class Flickr8k(Layout):
             raise CaptionError(f"{path}: no such file (is --data-root a dataset folder? "
                                "layouts: flickr8k, karpathy, captions_csv, folder_csv; see --layout)")
         return path
+
+    def captions(self) -> dict[str, list[str]]:
+        return read_captions(self.captions_path())
 
     def image_dir(self) -> Path:
         for name in IMAGE_DIR_NAMES:

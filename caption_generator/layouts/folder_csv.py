@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import CaptionError
+from ..errors import CaptionError
 from .captions_csv import CaptionsCsv, is_caption_csv
+from .text import decode_text
 
 
 def _caption_csvs(root: Path) -> list[Path]:
-    from ..data import decode_text
-
     return [p for p in sorted(root.glob("*.csv")) if p.is_file() and is_caption_csv(decode_text(p)[:4096])]
 
 

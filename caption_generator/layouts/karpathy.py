@@ -7,8 +7,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from ..files import CaptionError
-from . import SPLIT_NAMES, Layout
+from ..errors import CaptionError
+from .base import SPLIT_NAMES, Layout
 
 PATTERN = "dataset_*.json"
 
@@ -59,6 +59,9 @@ class Karpathy(Layout):
         if len(found) != 1:
             raise CaptionError(f"{self.root}: needs exactly one {PATTERN}, found {len(found)}")
         return found[0]
+
+    def captions(self) -> dict[str, list[str]]:
+        return read_json_captions(self.captions_path())
 
     def _records(self) -> tuple[tuple[str, str, str, tuple[str, ...]], ...]:
         return read_records(self.captions_path())

@@ -1,4 +1,4 @@
-"""model.png: the model drawn by Graphviz's dot, or one line on how to install Graphviz."""
+"""The merge model: model.png drawn by Graphviz's dot, or one line on how to install Graphviz."""
 from __future__ import annotations
 
 import logging

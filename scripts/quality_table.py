@@ -1,6 +1,6 @@
 """The results tables of README.md and models/shipped/README.md, from the evaluation reports (JSON) in a folder.
 
-    python bench/quality_table.py models/shipped/eval
+    python scripts/quality_table.py models/shipped/eval
 """
 from __future__ import annotations
 

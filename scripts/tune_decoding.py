@@ -1,7 +1,7 @@
 """Choose decoding settings on the dev split: every trained run alone and all of them as an ensemble,
 greedy and beam search with several length penalties, scored with the MS-COCO toolkit.
 
-    python bench/tune_decoding.py --data-root ../shared/flickr8k --features runs/features.p \
+    python -m scripts.tune_decoding --data-root ../shared/flickr8k --features runs/features.p \
         --runs runs/base_s0 runs/base_s1 runs/base_s2 --beams 1 3 5 --penalties 0.5 1 --out runs/dev_tuning.json
 
 Each run folder holds best.keras and tokenizer.p (python -m caption_generator train --out-dir ...).
@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -31,19 +29,21 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON with every setting's scores")
     args = parser.parse_args()
 
-    from caption_generator import data
     from caption_generator.caption import Captioner
+    from caption_generator.data import clean_descriptions
     from caption_generator.evaluate import evaluate
     from caption_generator.features import load_features
     from caption_generator.files import write_text
+    from caption_generator.layouts import open_layout
     from caption_generator.model import load_model
-    from caption_generator.vocabulary import Vocabulary
+    from caption_generator.vocabulary import TOKENIZER_FILE, Vocabulary
 
-    references = data.read_captions(data.captions_path(args.data_root))
-    clean = data.clean_descriptions(references)
-    names = data.read_split(args.data_root, "dev")
+    layout = open_layout(args.data_root)
+    references = layout.captions()
+    clean = clean_descriptions(references)
+    names = layout.split("dev")
     features = load_features(args.features)
-    vocab = Vocabulary.load(Path(args.runs[0]) / "tokenizer.p")
+    vocab = Vocabulary.load(Path(args.runs[0]) / TOKENIZER_FILE)
     models = {run: load_model(Path(run) / "best.keras") for run in args.runs}
     candidates = {run: [model] for run, model in models.items()} if args.score != "ensemble" else {}
     if len(models) > 1 and args.score != "each":

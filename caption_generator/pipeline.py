@@ -1,0 +1,222 @@
+"""The stages chained as users run them, one call each: caption photos, evaluate a split, compute a data
+root's features, train a model (and fine-tune it self-critically). The command line and the notebook call
+these; TensorFlow is imported only when one of them runs, so `import caption_generator` stays light.
+
+    from caption_generator import caption_photos
+    for photo in caption_photos(["examples/"], beam=5):
+        print(photo.path, photo.caption)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, ScstConfig, TrainConfig
+from .data import DEFAULT_DESCRIPTIONS
+from .errors import CaptionError
+from .features import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_FEATURES, DEFAULT_INPUT_SIZE
+from .layouts import Layout, find_photos, list_images, open_layout
+from .vocabulary import TOKENIZER_FILE
+
+if TYPE_CHECKING:
+    from .caption import Captioner
+    from .vocabulary import Vocabulary
+
+DEFAULT_BEAM = 1  # greedy decoding
+DEFAULT_LENGTH_PENALTY = 1.0
+DECODE_BATCH = 64  # photos decoded together as they come out of the encoder
+
+Paths = Sequence[str | os.PathLike] | str | os.PathLike
+
+
+@dataclass
+class Captioned:
+    """A photo and its caption, or the error that kept it from being captioned; `features` are its
+    Xception features (for a similar-photos query)."""
+
+    path: Path
+    caption: str | None = None
+    error: str | None = None
+    features: np.ndarray | None = None
+
+
+def _listed(paths: Paths | None) -> list[str | os.PathLike]:
+    """One path or several, as a list (empty for None)."""
+    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths or [])
+
+
+def load_captioner(model: Paths | None = None, tokenizer: str | os.PathLike | None = None
+                   ) -> tuple[Captioner, int]:
+    """A Captioner from model file(s) and a vocabulary, and the encoder input size it expects.
+
+    A model path may be a training run's folder, meaning its best.keras; the vocabulary defaults to the
+    tokenizer.p beside the first model. Without models: the shipped ones, after checking their sha256 sums."""
+    from .caption import Captioner
+    from .model import load_model
+    from .shipped import shipped_files
+    from .vocabulary import Vocabulary
+
+    model_paths, tokenizer_path, input_size = _listed(model), tokenizer, DEFAULT_INPUT_SIZE
+    if not model_paths:
+        if tokenizer_path:
+            raise CaptionError("--tokenizer without --model: give the model the vocabulary belongs to")
+        model_paths, tokenizer_path, manifest = shipped_files()
+        input_size = int(manifest.get("input_size", DEFAULT_INPUT_SIZE))
+    model_paths = [Path(p) / "best.keras" if Path(p).is_dir() else Path(p) for p in model_paths]
+    vocab = Vocabulary.load(tokenizer_path or model_paths[0].parent / TOKENIZER_FILE)
+    return Captioner([load_model(p) for p in model_paths], vocab), input_size
+
+
+def caption_photos(photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: float = DEFAULT_LENGTH_PENALTY, *,
+                   model: Paths | None = None, tokenizer: str | os.PathLike | None = None,
+                   encoder_weights: str | os.PathLike | None = None, input_size: int | None = None,
+                   bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool | None = None
+                   ) -> Iterator[Captioned]:
+    """Caption photo files and the photos of folders, yielding each in order as it is done.
+
+    `model` and `tokenizer`: as load_captioner (default: the shipped model). `beam` 1 is greedy decoding;
+    wider beams rank captions by log-probability / length**length_penalty. `encoder_weights`: a local
+    Xception weights file (default: $XCEPTION_WEIGHTS, else Keras's ImageNet download); `input_size`:
+    the encoder's (default: the model's). An input that is no photo, or a photo that cannot be read,
+    gives a Captioned with its error; the rest are still captioned. `progress`: a progress bar
+    (default: for more than 20 photos).
+    """
+    from .features import build_encoder, encode
+    from .features import encoder_weights as weights_file
+
+    paths, errors = find_photos(_listed(photos))
+    for path, error in errors:
+        yield Captioned(path, error=error)
+    if not paths:
+        return
+    weights = weights_file(encoder_weights)
+    captioner, model_input_size = load_captioner(model, tokenizer)
+    encoder = build_encoder(weights, input_size or model_input_size, bfloat16)
+    encoded = encode(paths, encoder, batch_size=batch_size, progress=len(paths) > 20 if progress is None else progress)
+    yield from _caption_encoded(encoded, captioner, beam, length_penalty)
+
+
+def _caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]], captioner: Captioner,
+                     beam: int, length_penalty: float) -> Iterator[Captioned]:
+    """Caption the output of features.encode in batches of DECODE_BATCH photos, in order."""
+    pending: list[tuple[Path, np.ndarray | None, str | None]] = []
+
+    def flush() -> Iterator[Captioned]:
+        good = [vector for _, vector, error in pending if error is None]
+        captions = iter(captioner.beam_search(np.stack(good), beam, length_penalty) if good else [])
+        for path, vector, error in pending:
+            yield Captioned(path, error=error) if error else Captioned(path, next(captions), features=vector)
+        pending.clear()
+
+    for item in encoded:
+        pending.append(item)
+        if len(pending) >= DECODE_BATCH:
+            yield from flush()
+    yield from flush()
+
+
+def evaluate_split(data_root: str | os.PathLike | Layout, split: str, beam: int = DEFAULT_BEAM,
+                   length_penalty: float = DEFAULT_LENGTH_PENALTY, *, model: Paths | None = None,
+                   tokenizer: str | os.PathLike | None = None, features: str | os.PathLike | None = None,
+                   images: str | os.PathLike | None = None, limit: int | None = None,
+                   encoder_weights: str | os.PathLike | None = None, input_size: int | None = None,
+                   bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
+    """Caption a split's photos (the first `limit`) and score them against the data root's references
+    (MS-COCO toolkit and nltk's BLEU); with `images`, the photos of that folder that have references.
+
+    The photos are encoded unless `features` names a features.p that has them. Model and encoder options
+    as for caption_photos. Returns a JSON-ready report: the settings, the scores and every caption.
+    """
+    from .data import clean_descriptions
+    from .evaluate import evaluate
+    from .features import build_encoder, extract_features, load_features
+    from .features import encoder_weights as weights_file
+
+    layout = open_layout(data_root)
+    captioner, model_input_size = load_captioner(model, tokenizer)
+    raw = layout.captions()
+    clean = clean_descriptions(raw)
+    if images:
+        paths = [p for p in list_images(images) if p.name in raw]
+        if not paths:
+            raise CaptionError(f"{images}: no photo with a reference caption")
+    else:
+        paths = [layout.photo_path(n) for n in layout.split(split)[:limit]]
+    if features:
+        vectors = load_features(features)
+    else:
+        encoder = build_encoder(weights_file(encoder_weights), input_size or model_input_size, bfloat16)
+        vectors = extract_features(paths, encoder, batch_size=batch_size)
+    names = [p.name for p in paths if p.name in vectors]
+    report = evaluate(captioner, vectors, names, raw, clean, beam, length_penalty)
+    report["split"] = f"images in {images}" if images else split
+    return report
+
+
+def compute_features(data_root: str | os.PathLike | Layout, out: str | os.PathLike = DEFAULT_FEATURES,
+                     limit: int | None = None, *, encoder_weights: str | os.PathLike | None = None,
+                     input_size: int | None = None, bfloat16: bool = False,
+                     batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE
+                     ) -> tuple[dict[str, np.ndarray], Path]:
+    """The Xception features of a data root's photos (with `limit`, the first N of each split), written to
+    `out` and resumable; encoder options as for caption_photos. Under $TF_CONFIG, this worker encodes its
+    share into its part file beside `out` (merge the parts with features.merge_features). Returns the
+    features and the file written."""
+    from .cluster import cluster_position
+    from .data import photo_paths
+    from .features import build_encoder, extract_features, part_path, shard
+    from .features import encoder_weights as weights_file
+
+    index, count = cluster_position()
+    paths = shard(photo_paths(open_layout(data_root), limit), index, count)
+    written = Path(out) if count == 1 else part_path(out, index, count)
+    encoder = build_encoder(weights_file(encoder_weights), input_size or DEFAULT_INPUT_SIZE, bfloat16)
+    return extract_features(paths, encoder, out=written, batch_size=batch_size, chunk_size=chunk_size), written
+
+
+def run_training(data_root: str | os.PathLike | Layout, config: TrainConfig, *,
+                 descriptions: str | os.PathLike = DEFAULT_DESCRIPTIONS,
+                 features: str | os.PathLike = DEFAULT_FEATURES, tokenizer: str | os.PathLike = TOKENIZER_FILE,
+                 out_dir: str | os.PathLike = DEFAULT_OUT_DIR, plot: str | os.PathLike | None = DEFAULT_PLOT,
+                 resume: bool = False) -> tuple[Vocabulary, list[dict]]:
+    """Train the merge model on the train split of descriptions.txt and features.p, stopping early on dev:
+    the vocabulary -> `tokenizer`, the model's drawing -> `plot` (None: none), checkpoints, history and
+    loss curve -> `out_dir`. With several workers, only the chief writes. Returns the vocabulary and history."""
+    from .cluster import cluster_position
+    from .data import load_splits
+    from .features import load_features
+    from .model import build_model_from
+    from .model import plot as draw
+    from .train import train_model
+    from .vocabulary import Vocabulary
+
+    splits = load_splits(open_layout(data_root), descriptions, config.limit)
+    photo_features = load_features(features)
+    vocab = Vocabulary.build((c for texts in splits["train"].values() for c in texts), config.min_count)
+    model = build_model_from(config, len(vocab))
+    chief = cluster_position()[0] == 0  # with several workers, only the chief writes
+    if plot and chief:
+        draw(model, plot)
+    _, history = train_model(model, splits, vocab, photo_features, out_dir, config, resume, verbose=2)
+    if chief:
+        vocab.save(tokenizer)
+    return vocab, history
+
+
+def run_self_critical(data_root: str | os.PathLike | Layout, from_dir: str | os.PathLike, config: ScstConfig, *,
+                      descriptions: str | os.PathLike = DEFAULT_DESCRIPTIONS,
+                      features: str | os.PathLike = DEFAULT_FEATURES, out_dir: str | os.PathLike = DEFAULT_OUT_DIR,
+                      resume: bool = False) -> list[dict]:
+    """Self-critical training (CIDEr-D reward) of the cross-entropy run in `from_dir` on the train split of
+    descriptions.txt and features.p (scst.fine_tune): checkpoints, history and scst.png -> `out_dir`.
+    Returns the history."""
+    from .data import load_splits
+    from .features import load_features
+    from .scst import fine_tune
+
+    splits = load_splits(open_layout(data_root), descriptions, config.limit)
+    return fine_tune(from_dir, splits, load_features(features), out_dir, config, resume)

@@ -1,0 +1,50 @@
+"""The shipped model in models/shipped/: its files checked against the manifest's sha256 sums, and
+`ship`, which puts trained models there. Nothing else writes to that folder."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .caption import Captioner
+from .errors import CaptionError
+from .files import atomic_path, sha256_file, write_text
+from .model import load_model
+from .vocabulary import TOKENIZER_FILE, Vocabulary
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "shipped"  # training never writes here
+MANIFEST = MODELS_DIR / "manifest.json"
+
+
+def shipped_files() -> tuple[list[Path], Path, dict]:
+    """The shipped model files, vocabulary and manifest, after checking their sha256 sums."""
+    if not MANIFEST.is_file():
+        raise CaptionError(f"no shipped model in {MODELS_DIR}; pass --model and --tokenizer")
+    manifest = json.loads(MANIFEST.read_text())
+    for name, expected in manifest["sha256"].items():
+        path = MODELS_DIR / name
+        if not path.is_file():
+            raise CaptionError(f"{path}: shipped file missing (is this a full clone? try git lfs/checkout)")
+        if sha256_file(path) != expected:
+            raise CaptionError(f"{path}: sha256 differs from {MANIFEST.name}; the file is damaged or replaced")
+    return [MODELS_DIR / m for m in manifest["models"]], MODELS_DIR / manifest["tokenizer"], manifest
+
+
+def ship(model_paths: Sequence[str | os.PathLike], tokenizer_path: str | os.PathLike, input_size: int,
+         notes: dict | None = None, models_dir: Path = MODELS_DIR) -> dict:
+    """Copy trained model(s) (weights and architecture only, no optimizer state) and their vocabulary
+    into `models_dir` with a manifest of sha256 sums, which the default captioning path checks."""
+    vocab = Vocabulary.load(tokenizer_path)
+    models = [load_model(p) for p in model_paths]
+    Captioner(models, vocab)  # refuses a model and vocabulary that don't belong together
+    names = ["caption_model.keras"] if len(models) == 1 else [f"caption_model_{i + 1}.keras" for i in range(len(models))]
+    for model, name in zip(models, names):
+        with atomic_path(models_dir / name) as tmp:
+            model.save(tmp)  # loaded with compile=False: no optimizer state is saved
+    vocab.save(models_dir / TOKENIZER_FILE)
+    files = [*names, TOKENIZER_FILE]
+    manifest = {"models": names, "tokenizer": TOKENIZER_FILE, "input_size": input_size,
+                "sha256": {f: sha256_file(models_dir / f) for f in files}, **(notes or {})}
+    write_text(models_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    return manifest

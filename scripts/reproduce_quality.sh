@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Every quality figure in README.md and models/shipped/README.md, from the data to the shipped model:
+# cross-entropy training of each seed, self-critical fine-tuning (SCST) of each, decoding chosen on dev,
+# the ensemble shipped, then the test split scored once per reported setting.
+#   DATA=../shared/flickr8k scripts/reproduce_quality.sh        (about 2 hours on 2 CPU cores)
+# Encoder weights: $XCEPTION_WEIGHTS or Keras's ImageNet download. Outputs go to runs/ (git-ignored)
+# except the shipped model (models/shipped/, with its sha256 sums) and the reports (models/shipped/eval/).
+# A step whose result exists is skipped, and a stopped training run resumes, so rerunning it goes on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/flickr8k}
+PY=${PY:-.venv/bin/python}
+SEEDS=${SEEDS:-"0 1 2"}
+SCST_EPOCHS=${SCST_EPOCHS:-"0:8 1:6 2:6"}   # seed:epochs, as the shipped model was trained
+EVAL=models/shipped/eval
+cg() { "$PY" -m caption_generator "$@"; }
+common=(--data-root "$DATA" --descriptions runs/descriptions.txt --features runs/features.p)
+mkdir -p runs "$EVAL"
+
+cg prepare --data-root "$DATA" --out runs/descriptions.txt
+[ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
+for seed in $SEEDS; do
+  ce=runs/dev_nodrop_norm_s$seed scst=runs/scst_s$seed
+  epochs=$(tr ' ' '\n' <<<"$SCST_EPOCHS" | sed -n "s/^$seed://p")
+  # Cross-entropy: the defaults (no photo dropout, unit-length photo features), early stopping on dev loss.
+  [ -f "$ce/loss.png" ] || cg train "${common[@]}" --tokenizer "$ce/tokenizer.p" --out-dir "$ce" --plot '' \
+      --seed "$seed" --photo-dropout 0 --normalize-photo $( [ -f "$ce/history.json" ] && echo --resume )
+  # Self-critical: CIDEr-D reward of 5 sampled captions per photo, best epoch by dev CIDEr-D.
+  [ -f "$scst/scst.png" ] || cg train --scst --from "$ce" --out-dir "$scst" --epochs "${epochs:-6}" "${common[@]}" \
+      $( [ -f "$scst/history.json" ] && echo --resume )
+done
+
+# Every setting on dev (python -m scripts.dev_table runs prints the table), then the decoding of the ensemble.
+for run in runs/dev_*_s* runs/scst_s*; do
+  [ -f "$run/dev_beam1.json" ] || cg evaluate --data-root "$DATA" --split dev --features runs/features.p \
+      --model "$run" --out "$run/dev_beam1.json"
+done
+runs=(); for seed in $SEEDS; do runs+=("runs/scst_s$seed"); done
+"$PY" -m scripts.tune_decoding --data-root "$DATA" --features runs/features.p --runs "${runs[@]}" \
+    --score ensemble --beams 1 2 3 5 --penalties 0 0.5 1 --out "$EVAL/dev_tuning.json"
+
+# Ship the self-critical seeds as one ensemble (their next-word probabilities averaged).
+models=(); for run in "${runs[@]}"; do models+=(--model "$run/best.keras"); done
+cg ship "${models[@]}" --tokenizer runs/scst_s0/tokenizer.p --input-size 299
+
+# The test split: each seed alone (mean and spread) and the shipped ensemble, greedy and the dev's best.
+BEAM=${BEAM:-1}; PENALTY=${PENALTY:-1.0}   # the best on dev ($EVAL/dev_tuning.json)
+for seed in $SEEDS; do
+  for beam in $(printf '%s\n' 1 "$BEAM" | sort -u); do
+    cg evaluate --data-root "$DATA" --split test --features runs/features.p --beam "$beam" --length-penalty "$PENALTY" \
+       --model "runs/scst_s$seed" --out "$EVAL/test_seed${seed}_beam$beam.json"
+  done
+done
+for beam in $(printf '%s\n' 1 "$BEAM" 5 | sort -u); do
+  cg evaluate --data-root "$DATA" --split test --features runs/features.p --beam "$beam" --length-penalty "$PENALTY" \
+     --out "$EVAL/test_shipped_beam$beam.json"
+done
+
+# The 120 original dev photos, and the same 120 photos as the 224x224 copies the model was trained on.
+cg evaluate --data-root "$DATA" --images "$DATA/originals_dev" --beam "$BEAM" --length-penalty "$PENALTY" \
+   --out "$EVAL/originals_dev_beam$BEAM.json"
+cg evaluate --data-root "$DATA" --images "$DATA/originals_dev" --features runs/features.p --beam "$BEAM" \
+   --length-penalty "$PENALTY" --out "$EVAL/copies_dev_beam$BEAM.json"
+
+"$PY" -m scripts.quality_table "$EVAL"
