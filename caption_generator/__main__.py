@@ -43,7 +43,7 @@ def _caption_args(p: argparse.ArgumentParser) -> None:
                    help="photo file or folder of photos (repeatable)")
     _encoder_args(p)
     _captioner_args(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per photo: image, caption")
+    p.add_argument("--json", action="store_true", help="one JSON object per photo: image, caption, confidence, familiarity, flagged, warning")
     _similar_args(p)
 
 
@@ -174,10 +174,12 @@ def cmd_caption(args: argparse.Namespace) -> int:
         if found:
             shown.append((photo.path, photo.caption, found))
         if args.json:
-            print(json.dumps({"image": str(photo.path), "caption": photo.caption,
+            print(json.dumps({"image": str(photo.path), "caption": photo.caption, **photo.assessment.to_json(),
                               **({"similar": found.to_json()} if found else {})}), flush=True)
         else:
             print(f"{photo.path}\t{photo.caption}" if several else photo.caption, flush=True)
+            if photo.assessment.warning:
+                print(f"  warning: {photo.assessment.warning}", flush=True)
             if found:
                 print(found.describe(), flush=True)
     if args.save and shown:

@@ -1,7 +1,7 @@
 """Captioning: greedy and beam search decoding, step by step through the LSTM cell."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -10,6 +10,9 @@ from .backend import keras, tf
 from .errors import CaptionError
 from .model import vocab_size_of
 from .vocabulary import PAD, RESERVED, START, UNK, Vocabulary
+
+if TYPE_CHECKING:
+    from .confidence import Calibration
 
 NEVER_WRITTEN = [RESERVED.index(t) for t in (PAD, START, UNK)]  # ids the decoding distribution forbids
 FORBIDDEN_LOG_PROB = -1e9  # finite: sums and masks over it never make inf - inf or 0 * inf
@@ -30,11 +33,14 @@ def next_word_log_probs(probs: tf.Tensor) -> tf.Tensor:
 class Captioner:
     """Writes captions from photo features with a trained merge model, or an ensemble of them
     (their next-word probabilities averaged). The LSTM is run one step per word through its cell,
-    in a compiled function, for a whole batch of photos (and beams) at once."""
+    in a compiled function, for a whole batch of photos (and beams) at once. `calibration`: the
+    thresholds that flag its captions (confidence.Calibration), if it has any."""
 
-    def __init__(self, models: keras.Model | Sequence[keras.Model], vocab: Vocabulary):
+    def __init__(self, models: keras.Model | Sequence[keras.Model], vocab: Vocabulary,
+                 calibration: Calibration | None = None):
         self.models = [models] if isinstance(models, keras.Model) else list(models)
         self.vocab = vocab
+        self.calibration = calibration
         for model in self.models:
             if vocab_size_of(model) != len(vocab):
                 raise CaptionError(f"the model predicts over {vocab_size_of(model)} words but the vocabulary "

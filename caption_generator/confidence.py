@@ -3,24 +3,25 @@
 - confidence: the geometric mean of the probabilities the decoding distribution gave the caption's tokens
   (its words and its end), exp(mean log-probability), between 0 and 1. Of the signals tried it ranks the
   dev captions best by their CIDEr-D (scripts/calibrate_confidence.py).
-- familiarity: the cosine of the photo's Xception features to the nearest of the centres of the training
-  photos' features (k-means of the unit-length features), between -1 and 1.
+- familiarity: the mean cosine of the photo's Xception features to those of its NEIGHBOURS nearest training
+  photos, within the DIMENSIONS-dimensional subspace that holds most of the training photos' features.
 
-A caption is flagged when either is below its threshold. The centres and the thresholds, chosen on the dev
-split, are one file (`confidence.npz`) that ships with the model.
+A caption is flagged when either is below its threshold. The training photos' summary and the thresholds, chosen on the dev
+split, are one file (`confidence.npz`, 4 MB) that ships with the model.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .files import CaptionError, atomic_path
+from .errors import CaptionError
+from .files import atomic_path
 
 CALIBRATION_FILE = "confidence.npz"
-CENTRES = 256  # k-means centres of the training photos: 2 MB as float32
+DIMENSIONS = 256  # the subspace the training photos are kept in: 4 MB as float16
+NEIGHBOURS = 5  # familiarity is the mean cosine to this many nearest training photos
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -30,17 +31,20 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
 
 
-def fit_centres(train_features: np.ndarray, count: int = CENTRES, seed: int = 0) -> np.ndarray:
-    """Unit-length k-means centres of the training photos' unit-length features: (count, 2048)."""
-    from sklearn.cluster import KMeans
+def summarize(train_features: np.ndarray, dimensions: int = DIMENSIONS) -> tuple[np.ndarray, np.ndarray]:
+    """The training photos, compactly: the `dimensions` directions holding most of their unit-length
+    features' energy (the top eigenvectors of their second-moment matrix), and each photo's projection on
+    them at unit length; both float16."""
+    units = unit_rows(train_features).astype(np.float64)
+    _, vectors = np.linalg.eigh(units.T @ units)  # eigenvalues ascending
+    basis = vectors[:, ::-1][:, :dimensions].T.astype(np.float16)
+    return basis, unit_rows(units @ basis.T.astype(np.float64)).astype(np.float16)
 
-    kmeans = KMeans(count, n_init=1, random_state=seed).fit(unit_rows(train_features))
-    return unit_rows(kmeans.cluster_centers_)
 
-
-def familiarity(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Each photo's cosine to the nearest centre."""
-    return (unit_rows(features) @ centres.T).max(axis=1)
+def familiarity(features: np.ndarray, basis: np.ndarray, photos: np.ndarray) -> np.ndarray:
+    """Each photo's mean cosine to its NEIGHBOURS nearest training photos, within the summary's subspace."""
+    cosines = unit_rows(np.asarray(features, np.float32) @ basis.T.astype(np.float32)) @ photos.T.astype(np.float32)
+    return -np.partition(-cosines, NEIGHBOURS - 1, axis=1)[:, :NEIGHBOURS].mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,19 @@ class Assessment:
                   (["the model is unsure of the caption"] if self.unsure else [])
         return "; ".join(reasons) + ": the caption may well be wrong" if reasons else None
 
+    def to_json(self) -> dict:
+        return {"confidence": round(self.confidence, 4),
+                "familiarity": None if self.familiarity is None else round(self.familiarity, 4),
+                "flagged": self.flagged, "warning": self.warning}
+
 
 @dataclass(frozen=True)
 class Calibration:
-    """The training photos' centres and the thresholds below which a caption is flagged. The confidence
-    threshold depends on the decoding: one per calibrated beam width, at length penalty 1."""
+    """The training photos' summary (see summarize) and the thresholds below which a caption is flagged. The
+    confidence threshold depends on the decoding: one per calibrated beam width, at length penalty 1."""
 
-    centres: np.ndarray
+    basis: np.ndarray
+    photos: np.ndarray
     familiarity_threshold: float
     beams: np.ndarray
     confidence_thresholds: np.ndarray
@@ -84,7 +94,7 @@ class Calibration:
     def save(self, path: str | os.PathLike) -> None:
         """Write the calibration atomically (an .npz of plain arrays)."""
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, centres=self.centres.astype(np.float32), familiarity_threshold=self.familiarity_threshold,
+            np.savez(f, basis=self.basis, photos=self.photos, familiarity_threshold=self.familiarity_threshold,
                      beams=self.beams, confidence_thresholds=self.confidence_thresholds)
 
     @classmethod
@@ -92,11 +102,12 @@ class Calibration:
         """Read a calibration written by save; anything else raises CaptionError."""
         try:
             with np.load(path, allow_pickle=False) as f:
-                calibration = cls(f["centres"], float(f["familiarity_threshold"]), f["beams"].astype(int),
+                calibration = cls(f["basis"], f["photos"], float(f["familiarity_threshold"]), f["beams"].astype(int),
                                   f["confidence_thresholds"].astype(float))
         except Exception as e:  # a damaged zip raises many types (BadZipFile, KeyError, ValueError, ...)
             raise CaptionError(f"{path}: not a confidence calibration ({type(e).__name__})") from None
-        if calibration.centres.ndim != 2 or len(calibration.beams) != len(calibration.confidence_thresholds):
+        if calibration.basis.ndim != 2 or calibration.photos.shape[1:] != calibration.basis.shape[:1] \
+                or len(calibration.beams) != len(calibration.confidence_thresholds):
             raise CaptionError(f"{path}: not a confidence calibration (arrays of the wrong shapes)")
         return calibration
 
@@ -111,10 +122,4 @@ def assess(mean_log_probs: np.ndarray, features: np.ndarray, calibration: Calibr
     threshold = calibration.confidence_threshold(beam, length_penalty)
     return [Assessment(float(c), float(f), bool(threshold is not None and c < threshold),
                        bool(f < calibration.familiarity_threshold))
-            for c, f in zip(confidences, familiarity(features, calibration.centres))]
-
-
-def calibration_beside(model_path: str | os.PathLike) -> Calibration | None:
-    """The calibration in the folder of a model file, if there is one."""
-    path = Path(model_path).parent / CALIBRATION_FILE
-    return Calibration.load(path) if path.is_file() else None
+            for c, f in zip(confidences, familiarity(features, calibration.basis, calibration.photos))]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .confidence import Assessment, assess
 from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, ScstConfig, TrainConfig
 from .data import DEFAULT_DESCRIPTIONS
 from .errors import CaptionError
@@ -36,12 +37,14 @@ Paths = Sequence[str | os.PathLike] | str | os.PathLike
 @dataclass
 class Captioned:
     """A photo and its caption, or the error that kept it from being captioned; `features` are its
-    Xception features (for a similar-photos query)."""
+    Xception features (for a similar-photos query); `assessment` how far to trust the caption: its
+    confidence, the photo's familiarity, and whether it is flagged (confidence.Assessment)."""
 
     path: Path
     caption: str | None = None
     error: str | None = None
     features: np.ndarray | None = None
+    assessment: Assessment | None = None
 
 
 def _listed(paths: Paths | None) -> list[str | os.PathLike]:
@@ -54,21 +57,23 @@ def load_captioner(model: Paths | None = None, tokenizer: str | os.PathLike | No
     """A Captioner from model file(s) and a vocabulary, and the encoder input size it expects.
 
     A model path may be a training run's folder, meaning its best.keras; the vocabulary defaults to the
-    tokenizer.p beside the first model. Without models: the shipped ones, after checking their sha256 sums."""
+    tokenizer.p beside the first model. Without models: the shipped ones, after checking their sha256 sums,
+    with their confidence calibration."""
     from .caption import Captioner
     from .model import load_model
-    from .shipped import shipped_files
+    from .shipped import shipped_calibration, shipped_files
     from .vocabulary import Vocabulary
 
-    model_paths, tokenizer_path, input_size = _listed(model), tokenizer, DEFAULT_INPUT_SIZE
+    model_paths, tokenizer_path, input_size, calibration = _listed(model), tokenizer, DEFAULT_INPUT_SIZE, None
     if not model_paths:
         if tokenizer_path:
             raise CaptionError("--tokenizer without --model: give the model the vocabulary belongs to")
         model_paths, tokenizer_path, manifest = shipped_files()
         input_size = int(manifest.get("input_size", DEFAULT_INPUT_SIZE))
+        calibration = shipped_calibration(manifest)
     model_paths = [Path(p) / "best.keras" if Path(p).is_dir() else Path(p) for p in model_paths]
     vocab = Vocabulary.load(tokenizer_path or model_paths[0].parent / TOKENIZER_FILE)
-    return Captioner([load_model(p) for p in model_paths], vocab), input_size
+    return Captioner([load_model(p) for p in model_paths], vocab, calibration), input_size
 
 
 def caption_photos(photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: float = DEFAULT_LENGTH_PENALTY, *,
@@ -107,9 +112,17 @@ def _caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None
 
     def flush() -> Iterator[Captioned]:
         good = [vector for _, vector, error in pending if error is None]
-        captions = iter(captioner.beam_search(np.stack(good), beam, length_penalty) if good else [])
+        done: Iterator[tuple[str, Assessment]] = iter([])
+        if good:
+            features = np.stack(good)
+            captions, mean_log_probs = captioner.scored_beam_search(features, beam, length_penalty)
+            done = iter(zip(captions, assess(mean_log_probs, features, captioner.calibration, beam, length_penalty)))
         for path, vector, error in pending:
-            yield Captioned(path, error=error) if error else Captioned(path, next(captions), features=vector)
+            if error:
+                yield Captioned(path, error=error)
+            else:
+                caption, assessment = next(done)
+                yield Captioned(path, caption, features=vector, assessment=assessment)
         pending.clear()
 
     for item in encoded:

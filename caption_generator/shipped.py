@@ -1,13 +1,16 @@
 """The shipped model in models/shipped/: its files checked against the manifest's sha256 sums, and
-`ship`, which puts trained models there. Nothing else writes to that folder."""
+`ship`, which puts trained models there, and `ship_calibration`, their confidence thresholds. Nothing else
+writes to that folder."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
 from .caption import Captioner
+from .confidence import CALIBRATION_FILE, Calibration
 from .errors import CaptionError
 from .files import atomic_path, sha256_file, write_text
 from .model import load_model
@@ -29,6 +32,25 @@ def shipped_files() -> tuple[list[Path], Path, dict]:
         if sha256_file(path) != expected:
             raise CaptionError(f"{path}: sha256 differs from {MANIFEST.name}; the file is damaged or replaced")
     return [MODELS_DIR / m for m in manifest["models"]], MODELS_DIR / manifest["tokenizer"], manifest
+
+
+def shipped_calibration(manifest: dict) -> Calibration | None:
+    """The shipped model's confidence calibration (checked with the other files), if it has one."""
+    name = manifest.get("confidence")
+    return Calibration.load(MODELS_DIR / name) if name else None
+
+
+def ship_calibration(path: str | os.PathLike, models_dir: Path = MODELS_DIR) -> dict:
+    """Put a confidence calibration (scripts/calibrate_confidence.py) of the shipped model beside it, its
+    sha256 in the manifest. Shipping new models leaves it out of their manifest: calibrate them again."""
+    Calibration.load(path)  # refuses a file that is not one
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    with atomic_path(models_dir / CALIBRATION_FILE) as tmp:
+        shutil.copyfile(path, tmp)
+    manifest["confidence"] = CALIBRATION_FILE
+    manifest["sha256"][CALIBRATION_FILE] = sha256_file(models_dir / CALIBRATION_FILE)
+    write_text(models_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    return manifest
 
 
 def ship(model_paths: Sequence[str | os.PathLike], tokenizer_path: str | os.PathLike, input_size: int,

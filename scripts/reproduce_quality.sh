@@ -42,6 +42,9 @@ runs=(); for seed in $SEEDS; do runs+=("runs/scst_s$seed"); done
 # Ship the self-critical seeds as one ensemble (their next-word probabilities averaged).
 models=(); for run in "${runs[@]}"; do models+=(--model "$run/best.keras"); done
 cg ship "${models[@]}" --tokenizer runs/scst_s0/tokenizer.p --input-size 299
+# Its confidence and familiarity thresholds, chosen on dev and checked (issue 16), shipped beside it.
+"$PY" -m scripts.calibrate_confidence --data-root "$DATA" --features runs/features.p --originals "$DATA/originals_dev" \
+    --out runs/confidence.npz --report "$EVAL/confidence.json" --figure docs/confidence.png --ship
 
 # The test split: each seed alone (mean and spread) and the shipped ensemble, greedy and the dev's best.
 BEAM=${BEAM:-1}; PENALTY=${PENALTY:-1.0}   # the best on dev ($EVAL/dev_tuning.json)
