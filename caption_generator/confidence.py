@@ -4,7 +4,8 @@
   (its words and its end), exp(mean log-probability), between 0 and 1. Of the signals tried it ranks the
   dev captions best by their CIDEr-D (scripts/calibrate_confidence.py).
 - familiarity: the mean cosine of the photo's Xception features to those of its NEIGHBOURS nearest training
-  photos, within the DIMENSIONS-dimensional subspace that holds most of the training photos' features.
+  photos, as far as the DIMENSIONS-dimensional subspace that holds most of the training photos' features
+  sees it (the part of a photo's features outside it counts for nothing, so a photo unlike them scores low).
 
 A caption is flagged when either is below its threshold. The training photos' summary and the thresholds, chosen on the dev
 split, are one file (`confidence.npz`, 4 MB) that ships with the model.
@@ -33,17 +34,18 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 def summarize(train_features: np.ndarray, dimensions: int = DIMENSIONS) -> tuple[np.ndarray, np.ndarray]:
     """The training photos, compactly: the `dimensions` directions holding most of their unit-length
-    features' energy (the top eigenvectors of their second-moment matrix), and each photo's projection on
-    them at unit length; both float16."""
+    features' energy (the top eigenvectors of their second-moment matrix), and the photos' unit-length
+    features projected on them; both float16."""
     units = unit_rows(train_features).astype(np.float64)
     _, vectors = np.linalg.eigh(units.T @ units)  # eigenvalues ascending
     basis = vectors[:, ::-1][:, :dimensions].T.astype(np.float16)
-    return basis, unit_rows(units @ basis.T.astype(np.float64)).astype(np.float16)
+    return basis, (units @ basis.T.astype(np.float64)).astype(np.float16)
 
 
 def familiarity(features: np.ndarray, basis: np.ndarray, photos: np.ndarray) -> np.ndarray:
-    """Each photo's mean cosine to its NEIGHBOURS nearest training photos, within the summary's subspace."""
-    cosines = unit_rows(np.asarray(features, np.float32) @ basis.T.astype(np.float32)) @ photos.T.astype(np.float32)
+    """Each photo's mean cosine to its NEIGHBOURS nearest training photos, from their projections on the
+    summary's subspace."""
+    cosines = (unit_rows(features) @ basis.T.astype(np.float32)) @ photos.T.astype(np.float32)
     return -np.partition(-cosines, NEIGHBOURS - 1, axis=1)[:, :NEIGHBOURS].mean(axis=1)
 
 

@@ -78,6 +78,25 @@ def test_caption_script_reports_each_bad_photo_and_captions_the_rest(cli, tmp_pa
     assert sorted(Path(p).name for p in captioned) == sorted([*odd, *(p.name for p in PHOTOS[:2])])
 
 
+def test_caption_json_gives_the_confidence_of_a_model_without_a_calibration(cli, tiny_model):
+    found = json.loads(succeeded(cli("caption", "-i", str(PHOTOS[0]), "--json", *model_args(tiny_model))))
+    assert 0 < found["confidence"] < 1 and found["familiarity"] is None
+    assert found["flagged"] is False and found["warning"] is None
+
+
+@pytest.mark.skipif(not os.environ.get("XCEPTION_WEIGHTS"), reason="needs the ImageNet weights ($XCEPTION_WEIGHTS)")
+def test_caption_json_and_text_flag_a_photo_of_noise(cli, tmp_path):
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (299, 299, 3), np.uint8)).save(noise)
+    lines = succeeded(cli("-i", str(PHOTOS[0]), "-i", str(noise), "--json", script="testing_caption_generator.py"))
+    photo, strange = [json.loads(line) for line in lines.splitlines()]
+    assert photo["flagged"] is False and photo["familiarity"] > strange["familiarity"]
+    assert 0 < strange["confidence"] < 1 and strange["flagged"] is True
+    assert strange["warning"].startswith("the photo is unlike the training photos")
+    text = succeeded(cli("-i", str(noise), script="testing_caption_generator.py")).splitlines()
+    assert len(text) == 2 and text[1] == "  warning: " + strange["warning"]
+
+
 @pytest.mark.parametrize("case", ["vocabulary of another model", "truncated model", "crafted tokenizer"])
 def test_model_files_that_cannot_work_stop_before_any_photo(cli, tmp_path, tiny_model, case):
     model, tokenizer = tiny_model / "model.keras", tiny_model / "tokenizer.p"

@@ -24,3 +24,26 @@ def test_ship_writes_models_vocabulary_and_sums_that_are_then_checked(tiny_model
     (tmp_path / "tokenizer.p").write_bytes(b"replaced")
     with pytest.raises(CaptionError, match="sha256 differs"):
         shipped.shipped_files()
+
+
+def test_the_confidence_calibration_ships_under_the_sums(tiny_model, tmp_path, monkeypatch):
+    from caption_generator.confidence import CALIBRATION_FILE, Calibration
+
+    assert shipped.shipped_calibration(shipped.shipped_files()[2]) is not None  # the shipped model has one
+    shipped.ship([tiny_model / "model.keras"], tiny_model / "tokenizer.p", 71, models_dir=tmp_path)
+    (tmp_path / "calibration.npz").write_bytes(b"not one")
+    with pytest.raises(CaptionError, match="not a confidence calibration"):
+        shipped.ship_calibration(tmp_path / "calibration.npz", models_dir=tmp_path)
+    Calibration.load(shipped.MODELS_DIR / CALIBRATION_FILE).save(tmp_path / "calibration.npz")
+    manifest = shipped.ship_calibration(tmp_path / "calibration.npz", models_dir=tmp_path)
+    assert manifest["confidence"] == CALIBRATION_FILE and CALIBRATION_FILE in manifest["sha256"]
+    monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "MANIFEST", tmp_path / "manifest.json")
+    assert shipped.shipped_calibration(shipped.shipped_files()[2]).familiarity_threshold > 0
+    damaged = bytearray((tmp_path / CALIBRATION_FILE).read_bytes())
+    damaged[-100] ^= 1
+    (tmp_path / CALIBRATION_FILE).write_bytes(bytes(damaged))
+    with pytest.raises(CaptionError, match=f"{CALIBRATION_FILE}: sha256 differs"):
+        shipped.shipped_files()
+    assert "confidence" not in shipped.ship([tiny_model / "model.keras"], tiny_model / "tokenizer.p", 71,
+                                            models_dir=tmp_path)  # new models need a new calibration
