@@ -43,7 +43,8 @@ def _caption_args(p: argparse.ArgumentParser) -> None:
                    help="photo file or folder of photos (repeatable)")
     _encoder_args(p)
     _captioner_args(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per photo: image, caption, confidence, familiarity, flagged, warning")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per photo: image, caption, confidence, familiarity, flagged, warning")
     _similar_args(p)
 
 

@@ -7,8 +7,8 @@
   photos, as far as the DIMENSIONS-dimensional subspace that holds most of the training photos' features
   sees it (the part of a photo's features outside it counts for nothing, so a photo unlike them scores low).
 
-A caption is flagged when either is below its threshold. The training photos' summary and the thresholds, chosen on the dev
-split, are one file (`confidence.npz`, 4 MB) that ships with the model.
+A caption is flagged when either is below its threshold. The training photos' summary and the thresholds,
+chosen on the dev split, are one file (`confidence.npz`, 4 MB) that ships with the model.
 """
 from __future__ import annotations
 

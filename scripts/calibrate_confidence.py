@@ -206,7 +206,8 @@ def calibrate(args: argparse.Namespace, folder: Path) -> dict:
         threshold = np.quantile(on_dev, FLAG_SHARE)
         report["familiarity_summaries"][name] = {
             "MB": round(megabytes, 1),
-            **{f"{s} below": share(score(vectors[s]) < threshold) for s in vectors if s not in ("train", "dev", ELSEWHERE)},
+            **{f"{s} below": share(score(vectors[s]) < threshold)
+               for s in vectors if s not in ("train", "dev", ELSEWHERE)},
             "dev photos less familiar than each photo from elsewhere": {
                 path.name: share(on_dev < value) for path, value in zip(elsewhere, score(vectors[ELSEWHERE]))}}
 
@@ -226,11 +227,11 @@ def calibrate(args: argparse.Namespace, folder: Path) -> dict:
                 "photos": len(found), "flagged": share([a.flagged for a in found]),
                 "unfamiliar": share([a.unfamiliar for a in found]), "unsure": share([a.unsure for a in found])}
             if split in cider:
-                score = cider[split].score(captions, split_references[split])
+                scores = cider[split].score(captions, split_references[split])
                 flagged = np.array([a.flagged for a in found])
                 report["mean_cider_d"][f"{split}, beam {beam}"] = {
-                    "flagged": round(float(score[flagged].mean()), 3),
-                    "unflagged": round(float(score[~flagged].mean()), 3), "all": round(float(score.mean()), 3)}
+                    "flagged": round(float(scores[flagged].mean()), 3),
+                    "unflagged": round(float(scores[~flagged].mean()), 3), "all": round(float(scores.mean()), 3)}
             if split == ELSEWHERE:
                 report[ELSEWHERE][beam] = {
                     path.name: {"caption": c, "confidence": round(a.confidence, 3),

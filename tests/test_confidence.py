@@ -56,7 +56,8 @@ def test_assessments_flag_what_is_below_a_threshold(tmp_path):
     features = np.stack([basis[0].astype(np.float32)] * 3)  # along the first basis direction
     familiar = familiarity(features, basis, photos)[0]
     log_probs = np.log([0.5, 0.25, 0.1])
-    found = assess(log_probs, features, Calibration(basis, photos, familiar - 0.1, np.array([1]), np.array([0.3])), 1, 1.0)
+    lenient = Calibration(basis, photos, familiar - 0.1, np.array([1]), np.array([0.3]))
+    found = assess(log_probs, features, lenient, 1, 1.0)
     assert [a.confidence for a in found] == pytest.approx([0.5, 0.25, 0.1])
     assert [a.flagged for a in found] == [False, True, True] and not any(a.unfamiliar for a in found)
     assert found[1].warning == "the model is unsure of the caption: the caption may well be wrong"
