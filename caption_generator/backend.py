@@ -23,4 +23,6 @@ _import_quietly()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+tf.get_logger().setLevel("ERROR")  # its Python warnings (tf.function retracing) are for developers, not users
+
 __all__ = ["keras", "tf"]

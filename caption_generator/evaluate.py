@@ -6,6 +6,8 @@ import contextlib
 import io
 import os
 import shutil
+import sys
+import tempfile
 from typing import Iterator
 
 from .errors import CaptionError
@@ -33,6 +35,25 @@ def java_on_path() -> Iterator[None]:
             os.environ["PATH"] = saved
 
 
+@contextlib.contextmanager
+def java_progress_hidden() -> Iterator[None]:
+    """The toolkit's Java programs report progress on stderr ("PTBTokenizer tokenized ... tokens"): keep it
+    out of the user's output, and show it only if the toolkit fails."""
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def coco_scores(references: dict[str, list[str]], captions: dict[str, str]) -> dict[str, float]:
     """MS-COCO caption metrics (x100) of one caption per photo against its references.
 
@@ -47,7 +68,7 @@ def coco_scores(references: dict[str, list[str]], captions: dict[str, str]) -> d
 
     names = sorted(captions)
     tokenizer = PTBTokenizer()
-    with java_on_path(), contextlib.redirect_stdout(io.StringIO()):
+    with java_on_path(), java_progress_hidden(), contextlib.redirect_stdout(io.StringIO()):
         gts = tokenizer.tokenize({n: [{"caption": r} for r in references[n]] for n in names})
         res = tokenizer.tokenize({n: [{"caption": captions[n]}] for n in names})
         bleu, _ = Bleu(4).compute_score(gts, res)

@@ -22,19 +22,21 @@ if TYPE_CHECKING:
 
 def photo_grid(photos: Sequence[str | os.PathLike], texts: Sequence[str], columns: int = 3,
                width: int = 38, cell: float = 4.0) -> Figure:
-    """Photos in a grid, each with its (wrapped) text underneath."""
+    """Photos in a grid, each with its (wrapped) text underneath; each row is as tall as its longest text."""
     rows = max(1, -(-len(photos) // columns))
-    lines = max((sum(len(textwrap.wrap(p, width)) or 1 for p in t.split("\n")) for t in texts), default=1)
-    fig = Figure(figsize=(cell * columns, rows * (cell * 0.75 + 0.22 * lines)))
-    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
-    for ax in axes:
+    wrapped = ["\n".join(textwrap.fill(p, width) for p in t.split("\n")) for t in texts]
+    lines = [max((w.count("\n") + 1 for w in wrapped[r * columns:(r + 1) * columns]), default=1) for r in range(rows)]
+    heights = [cell + 0.2 * n for n in lines]  # inches: the photo, then its text (9-point lines)
+    fig = Figure(figsize=(cell * columns, sum(heights)))
+    grid = fig.add_gridspec(rows, columns, height_ratios=heights, left=0.01, right=0.99, top=0.99, bottom=0.0,
+                            wspace=0.05, hspace=0.0)
+    for i, (photo, text) in enumerate(zip(photos, wrapped)):
+        ax = fig.add_subplot(grid[i // columns, i % columns])
         ax.axis("off")
-    for ax, photo, text in zip(axes, photos, texts):
         with Image.open(photo) as img:
             ax.imshow(np.asarray(img.convert("RGB")))
-        wrapped = "\n".join(textwrap.fill(p, width) for p in text.split("\n"))
-        ax.set_title(wrapped, fontsize=9, loc="left", y=-0.02, va="top")
-    fig.tight_layout()
+        ax.set_anchor("N")  # the photo at the top of its cell, the text below it
+        ax.text(0.0, -0.02, text, transform=ax.transAxes, fontsize=9, va="top", ha="left")
     return fig
 
 
