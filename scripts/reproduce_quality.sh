@@ -24,7 +24,7 @@ for seed in $SEEDS; do
   base=runs/base_s$seed ce=runs/dev_nodrop_norm_s$seed scst=runs/scst_s$seed
   epochs=$(tr ' ' '\n' <<<"$SCST_EPOCHS" | sed -n "s/^$seed://p")
   # Cross-entropy, the earlier settings (dropout on the photo features, no unit length).
-  [ -f "$base/loss.png" ] || cg train "${common[@]}" --tokenizer "$base/tokenizer.p" --out-dir "$base" --plot '' \
+  [ -f "$base/best.keras" ] || cg train "${common[@]}" --tokenizer "$base/tokenizer.p" --out-dir "$base" --plot '' \
       --seed "$seed" --photo-dropout 0.5 --no-normalize-photo $( [ -f "$base/history.json" ] && echo --resume )
   # Cross-entropy, the current defaults (no photo dropout, unit-length photo features).
   [ -f "$ce/loss.png" ] || cg train "${common[@]}" --tokenizer "$ce/tokenizer.p" --out-dir "$ce" --plot '' \
@@ -35,7 +35,7 @@ for seed in $SEEDS; do
 done
 
 # Every setting on dev (python -m scripts.dev_table runs prints the table), then the decoding of the ensemble.
-for run in runs/dev_*_s* runs/scst_s*; do
+for run in runs/base_s* runs/dev_*_s* runs/scst_s*; do
   [ -f "$run/dev_beam1.json" ] || cg evaluate --data-root "$DATA" --split dev --features runs/features.p \
       --model "$run" --out "$run/dev_beam1.json"
 done
