@@ -36,7 +36,7 @@ done
 
 # Every setting on dev (python -m scripts.dev_table runs prints the table), then the decoding of the ensemble.
 for run in runs/base_s* runs/dev_*_s* runs/scst_s*; do
-  [ -f "$run/dev_beam1.json" ] || cg evaluate --data-root "$DATA" --split dev --features runs/features.p \
+  [ -f "$run/dev_beam1.json" ] || cg evaluate --data-root "$DATA" --split dev --features runs/features.p --beam 1 \
       --model "$run" --out "$run/dev_beam1.json"
 done
 # Ensembles on dev: the cross-entropy seeds, the self-critical seeds, and all six (shipped: the best).

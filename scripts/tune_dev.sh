@@ -25,7 +25,7 @@ for name in "${names[@]}"; do
     resume=(); [ -f "$run/history.json" ] && resume=(--resume)  # a stopped run goes on
     cg train --data-root "$DATA" --descriptions runs/descriptions.txt --features runs/features.p \
        --tokenizer "$run/tokenizer.p" --out-dir "$run" --plot '' --seed "$seed" ${CONFIGS[$name]} "${resume[@]}"
-    cg evaluate --data-root "$DATA" --split dev --features runs/features.p \
+    cg evaluate --data-root "$DATA" --split dev --features runs/features.p --beam 1 \
        --model "$run/best.keras" --tokenizer "$run/tokenizer.p" --out "$run/dev_beam1.json"
   done
 done
