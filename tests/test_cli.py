@@ -159,7 +159,7 @@ def test_evaluate_command_on_the_fixture(cli, overfit, random_features, tmp_path
     model.save(tmp_path / "model.keras")
     vocab.save(tmp_path / "tokenizer.p")
     save_pickle(random_features, tmp_path / "features.p")
-    out = succeeded(cli("evaluate", "--data-root", str(FLICKR), "--split", "test",
+    out = succeeded(cli("evaluate", "--data-root", str(FLICKR), "--split", "test", "--beam", "1",
                         "--features", str(tmp_path / "features.p"), "--model", str(tmp_path / "model.keras"),
                         "--tokenizer", str(tmp_path / "tokenizer.p"), "--out", str(tmp_path / "report.json")))
     report = json.loads((tmp_path / "report.json").read_text())
@@ -205,7 +205,7 @@ def test_self_critical_training_refuses_incomplete_or_foreign_options(cli, args,
 
 def test_evaluate_index_and_caption_find_photos_in_sub_folders(cli, coco_root, tiny_model, tmp_path):
     report = tmp_path / "report.json"
-    shown = succeeded(cli("evaluate", "--data-root", str(coco_root), "--split", "test", "--limit", "12",
+    shown = succeeded(cli("evaluate", "--data-root", str(coco_root), "--split", "test", "--limit", "12", "--beam", "1",
                           "--out", str(report), *model_args(tiny_model)))
     assert shown.startswith("4 photos, beam 1") and "MS-COCO toolkit: BLEU-1" in shown
     assert sorted(json.loads(report.read_text())["captions"]) == sorted(open_layout(FLICKR).split("test"))
