@@ -22,21 +22,23 @@ if TYPE_CHECKING:
 
 def photo_grid(photos: Sequence[str | os.PathLike], texts: Sequence[str], columns: int = 3,
                width: int = 38, cell: float = 4.0) -> Figure:
-    """Photos in a grid, each with its (wrapped) text underneath; each row is as tall as its longest text."""
+    """Photos in a grid, each with its (wrapped) text in its own space underneath: a row of photos, then a
+    row of texts as tall as the longest of them, so no text hides behind the next photo."""
     rows = max(1, -(-len(photos) // columns))
     wrapped = ["\n".join(textwrap.fill(p, width) for p in t.split("\n")) for t in texts]
     lines = [max((w.count("\n") + 1 for w in wrapped[r * columns:(r + 1) * columns]), default=1) for r in range(rows)]
-    heights = [cell + 0.2 * n for n in lines]  # inches: the photo, then its text (9-point lines)
+    heights = [h for n in lines for h in (cell, 0.18 * n + 0.15)]  # inches: photos, then their 9-point texts
     fig = Figure(figsize=(cell * columns, sum(heights)))
-    grid = fig.add_gridspec(rows, columns, height_ratios=heights, left=0.01, right=0.99, top=0.99, bottom=0.0,
-                            wspace=0.05, hspace=0.0)
+    grid = fig.add_gridspec(2 * rows, columns, height_ratios=heights, left=0.01, right=0.99, top=0.99, bottom=0.01,
+                            wspace=0.05, hspace=0.02)
     for i, (photo, text) in enumerate(zip(photos, wrapped)):
-        ax = fig.add_subplot(grid[i // columns, i % columns])
-        ax.axis("off")
+        row, column = divmod(i, columns)
+        picture, caption = fig.add_subplot(grid[2 * row, column]), fig.add_subplot(grid[2 * row + 1, column])
+        for ax in (picture, caption):
+            ax.axis("off")
         with Image.open(photo) as img:
-            ax.imshow(np.asarray(img.convert("RGB")))
-        ax.set_anchor("N")  # the photo at the top of its cell, the text below it
-        ax.text(0.0, -0.02, text, transform=ax.transAxes, fontsize=9, va="top", ha="left")
+            picture.imshow(np.asarray(img.convert("RGB")))
+        caption.text(0.0, 1.0, text, transform=caption.transAxes, fontsize=9, va="top", ha="left")
     return fig
 
 

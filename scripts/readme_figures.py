@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     paths = sorted((ROOT / "examples").glob("*.jpg"))
-    greedy = list(caption_photos(paths))
+    greedy = list(caption_photos(paths, beam=1))
     beam = list(caption_photos(paths, beam=5))
     texts = [f"greedy: {g.caption}\nbeam 5: {b.caption}" for g, b in zip(greedy, beam)]
     for path, text in zip(paths, texts):
