@@ -12,4 +12,5 @@ PY=${PY:-.venv/bin/python}
 start=$(date +%s)
 "$PY" -m papermill Training_caption_generator.ipynb docs/Training_caption_generator.executed.ipynb \
     -p DATA_ROOT "$DATA" --progress-bar
+"$PY" -m scripts.compact_notebook docs/Training_caption_generator.executed.ipynb  # pictures as JPEG: a few MB
 echo "the whole notebook took $(( ($(date +%s) - start) / 60 )) min -> docs/Training_caption_generator.executed.ipynb"
