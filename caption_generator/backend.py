@@ -3,19 +3,15 @@ features): they would bury our messages on the command line and in the notebook.
 while the library loads ignore TF_CPP_MIN_LOG_LEVEL when it is set this late, so stderr is closed then."""
 import os
 
+from .files import stderr_to
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the later notices (CPU features at the first operation)
 
 
 def _import_quietly() -> None:
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with open(os.devnull, "w") as devnull, stderr_to(devnull):
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 _import_quietly()

@@ -11,6 +11,7 @@ import tempfile
 from typing import Iterator
 
 from .errors import CaptionError
+from .files import stderr_to
 
 
 @contextlib.contextmanager
@@ -40,18 +41,13 @@ def java_progress_hidden() -> Iterator[None]:
     """The toolkit's Java programs report progress on stderr ("PTBTokenizer tokenized ... tokens"): keep it
     out of the user's output, and show it only if the toolkit fails."""
     with tempfile.TemporaryFile() as captured:
-        saved = os.dup(2)
-        os.dup2(captured.fileno(), 2)
         try:
-            yield
+            with stderr_to(captured):
+                yield
         except BaseException:
-            os.dup2(saved, 2)
             captured.seek(0)
             sys.stderr.write(captured.read().decode(errors="replace"))
             raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def coco_scores(references: dict[str, list[str]], captions: dict[str, str]) -> dict[str, float]:

@@ -35,6 +35,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def stderr_to(file: io.IOBase) -> Iterator[None]:
+    """Send file descriptor 2 to `file` while the block runs: also what C libraries and child processes
+    write there, which sys.stderr alone does not catch."""
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
