@@ -7,8 +7,8 @@
 Importing the package is light: TensorFlow is imported when a model is first loaded.
 """
 from .errors import CaptionError
-from .pipeline import (Captioned, caption_photos, compute_features, evaluate_split, load_captioner,
+from .pipeline import (CaptionPipeline, Captioned, caption_photos, compute_features, evaluate_split, load_captioner,
                        run_self_critical, run_training)
 
-__all__ = ["CaptionError", "Captioned", "caption_photos", "compute_features", "evaluate_split", "load_captioner",
-           "run_self_critical", "run_training"]
+__all__ = ["CaptionError", "CaptionPipeline", "Captioned", "caption_photos", "compute_features", "evaluate_split",
+           "load_captioner", "run_self_critical", "run_training"]

@@ -76,6 +76,41 @@ def load_captioner(model: Paths | None = None, tokenizer: str | os.PathLike | No
     return Captioner([load_model(p) for p in model_paths], vocab, calibration), input_size
 
 
+class CaptionPipeline:
+    """The encoder and the captioner, loaded once; call it with photos as often as needed (a server, a
+    notebook). Options as for caption_photos.
+
+        captioner = CaptionPipeline()          # the shipped model
+        for photo in captioner(["examples/"]):
+            print(photo.path, photo.caption)
+    """
+
+    def __init__(self, model: Paths | None = None, tokenizer: str | os.PathLike | None = None, *,
+                 encoder_weights: str | os.PathLike | None = None, input_size: int | None = None,
+                 bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE):
+        from .features import build_encoder
+        from .features import encoder_weights as weights_file
+
+        weights = weights_file(encoder_weights)
+        self.captioner, model_input_size = load_captioner(model, tokenizer)
+        self.encoder = build_encoder(weights, input_size or model_input_size, bfloat16)
+        self.batch_size = batch_size
+
+    def __call__(self, photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: float = DEFAULT_LENGTH_PENALTY,
+                 progress: bool | None = None) -> Iterator[Captioned]:
+        """Caption photo files and the photos of folders, yielding each in order as it is done; an input
+        that is no photo, or cannot be read, gives a Captioned with its error."""
+        from .features import encode
+
+        paths, errors = find_photos(_listed(photos))
+        for path, error in errors:
+            yield Captioned(path, error=error)
+        if paths:
+            encoded = encode(paths, self.encoder, batch_size=self.batch_size,
+                             progress=len(paths) > 20 if progress is None else progress)
+            yield from _caption_encoded(encoded, self.captioner, beam, length_penalty)
+
+
 def caption_photos(photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: float = DEFAULT_LENGTH_PENALTY, *,
                    model: Paths | None = None, tokenizer: str | os.PathLike | None = None,
                    encoder_weights: str | os.PathLike | None = None, input_size: int | None = None,
@@ -88,21 +123,15 @@ def caption_photos(photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: floa
     Xception weights file (default: $XCEPTION_WEIGHTS, else Keras's ImageNet download); `input_size`:
     the encoder's (default: the model's). An input that is no photo, or a photo that cannot be read,
     gives a Captioned with its error; the rest are still captioned. `progress`: a progress bar
-    (default: for more than 20 photos).
+    (default: for more than 20 photos). To caption again and again, load a CaptionPipeline once.
     """
-    from .features import build_encoder, encode
-    from .features import encoder_weights as weights_file
-
     paths, errors = find_photos(_listed(photos))
-    for path, error in errors:
-        yield Captioned(path, error=error)
-    if not paths:
+    if not paths:  # nothing to caption: no model to load
+        yield from (Captioned(path, error=error) for path, error in errors)
         return
-    weights = weights_file(encoder_weights)
-    captioner, model_input_size = load_captioner(model, tokenizer)
-    encoder = build_encoder(weights, input_size or model_input_size, bfloat16)
-    encoded = encode(paths, encoder, batch_size=batch_size, progress=len(paths) > 20 if progress is None else progress)
-    yield from _caption_encoded(encoded, captioner, beam, length_penalty)
+    pipeline = CaptionPipeline(model, tokenizer, encoder_weights=encoder_weights, input_size=input_size,
+                               bfloat16=bfloat16, batch_size=batch_size)
+    yield from pipeline(photos, beam, length_penalty, progress)
 
 
 def _caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]], captioner: Captioner,

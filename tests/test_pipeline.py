@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import caption_generator
-from caption_generator import CaptionError, caption_photos, compute_features, evaluate_split, load_captioner
+from caption_generator import (CaptionError, CaptionPipeline, caption_photos, compute_features, evaluate_split,
+                               load_captioner)
 from caption_generator.features import load_features
 from caption_generator.layouts import open_layout
 from conftest import FLICKR, PHOTOS, ROOT, TINY_INPUT
@@ -60,3 +61,11 @@ def test_compute_features_of_the_first_photos_of_each_split(coco_root, tmp_path)
     layout = open_layout(coco_root)
     assert written == tmp_path / "features.p" and sorted(load_features(written)) == sorted(features)
     assert sorted(features) == sorted(layout.split(s)[0] for s in ("train", "dev", "test"))
+
+
+def test_a_pipeline_loads_once_and_captions_again_and_again(tiny_model):
+    captioner = CaptionPipeline(**tiny(tiny_model))
+    first = [r.caption for r in captioner(PHOTOS[:2], beam=2)]
+    again = [r.caption for r in captioner(PHOTOS[:2], beam=2)]
+    assert first == again == [r.caption for r in caption_photos(PHOTOS[:2], beam=2, **tiny(tiny_model))]
+    assert all(isinstance(c, str) and c for c in first)
