@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/flickr8k}
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-"0 1 2"}
-SCST_EPOCHS=${SCST_EPOCHS:-"0:8 1:6 2:4"}   # seed:epochs, as the shipped model was trained
+SCST_EPOCHS=${SCST_EPOCHS:-"0:8 1:6 2:4"}   # seed:epochs of the first self-critical round
+SCST_MORE_EPOCHS=${SCST_MORE_EPOCHS:-8}      # epochs of the second round, from the first round's best
 EVAL=models/shipped/eval
 cg() { "$PY" -m caption_generator "$@"; }
 common=(--data-root "$DATA" --descriptions runs/descriptions.txt --features runs/features.p)
@@ -21,7 +22,7 @@ mkdir -p runs "$EVAL"
 cg prepare --data-root "$DATA" --out runs/descriptions.txt
 [ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
 for seed in $SEEDS; do
-  base=runs/base_s$seed ce=runs/dev_nodrop_norm_s$seed scst=runs/scst_s$seed
+  base=runs/base_s$seed ce=runs/dev_nodrop_norm_s$seed scst=runs/scst_s$seed more=runs/scst_more_s$seed
   epochs=$(tr ' ' '\n' <<<"$SCST_EPOCHS" | sed -n "s/^$seed://p")
   # Cross-entropy, the earlier settings (dropout on the photo features, no unit length).
   [ -f "$base/best.keras" ] || cg train "${common[@]}" --tokenizer "$base/tokenizer.p" --out-dir "$base" --plot '' \
@@ -32,6 +33,9 @@ for seed in $SEEDS; do
   # Self-critical: CIDEr-D reward of 5 sampled captions per photo, best epoch by dev CIDEr-D.
   [ -f "$scst/scst.png" ] || cg train --scst --from "$ce" --out-dir "$scst" --epochs "${epochs:-6}" "${common[@]}" \
       $( [ -f "$scst/history.json" ] && echo --resume )
+  # Self-critical training continued from the best epoch above (dev CIDEr-D was still rising), a new optimizer.
+  [ -f "$more/scst.png" ] || cg train --scst --from "$scst" --out-dir "$more" --epochs "$SCST_MORE_EPOCHS" \
+      --seed "$seed" "${common[@]}" $( [ -f "$more/history.json" ] && echo --resume )
 done
 
 # Every setting on dev (python -m scripts.dev_table runs prints the table), then the decoding of the ensemble.
