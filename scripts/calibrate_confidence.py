@@ -180,7 +180,7 @@ def calibrate(args: argparse.Namespace, folder: Path) -> dict:
     split_references = {split: [references[n] for n in names[split]] for split in ("dev", "test")}
     cider = {split: CiderD(refs) for split, refs in split_references.items()}  # each split's own document
     # frequencies, as the COCO toolkit takes them
-    captioner, input_size = load_captioner(args.model, args.tokenizer)
+    captioner, input_size = load_captioner(args.model, args.tokenizer, runtime="keras")  # its members, for signals
     elsewhere = sample_photos(folder)
     originals = sorted(Path(args.originals).glob("*.jpg")) if args.originals else []
     encoded = encode_photos(elsewhere + originals, args.encoder_weights, input_size)
