@@ -8,7 +8,7 @@ import numpy as np
 
 from .backend import keras, tf
 
-from .decoding import Decoder
+from .decoding import Decoder, step_inputs
 from .errors import CaptionError
 from .model import vocab_size_of
 from .vocabulary import PAD, RESERVED, START, UNK, Vocabulary
@@ -46,14 +46,16 @@ def _model_step(model: keras.Model, index: int) -> keras.Model:
 
 
 def step_model(models: Sequence[keras.Model]) -> keras.Model:
-    """The decoding step of an ensemble: inputs tokens (rows,), then photo_i, h_i, c_i of each model; outputs
-    the decoding distribution's log-probabilities of the models' mean next-word probabilities (rows, vocab),
-    then h_i, c_i. Keras runs it, and the ONNX decoder is it, exported (export.export_decoders)."""
-    tokens = keras.Input((), dtype="int32", name="tokens")
+    """The decoding step of an ensemble: inputs tokens (rows,), then photo_i, h_i, c_i of each model (named by
+    decoding.step_inputs); outputs the decoding distribution's log-probabilities of the models' mean next-word
+    probabilities (rows, vocab), then h_i, c_i. Keras runs it, and the ONNX decoder is it, exported
+    (export.export_decoders)."""
+    names = step_inputs(len(models))
+    tokens = keras.Input((), dtype="int32", name=names[0])
     inputs, probs, states = [tokens], [], []
     for i, model in enumerate(models):
         units = int(model.get_layer("lstm").units)
-        photo, h, c = (keras.Input((units,), name=f"{name}_{i}") for name in ("photo", "h", "c"))
+        photo, h, c = (keras.Input((units,), name=name) for name in names[1 + 3 * i:4 + 3 * i])
         p, h_next, c_next = _model_step(model, i)([tokens, photo, h, c])
         inputs += [photo, h, c]
         probs.append(p)

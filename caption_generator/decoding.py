@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 States = list[tuple[np.ndarray, np.ndarray]]  # each model's LSTM state (h, c), one row per caption
 
 
+def step_inputs(models: int) -> list[str]:
+    """The names of the step model's inputs, in order: tokens, then photo_i, h_i, c_i of each model."""
+    return ["tokens"] + [f"{name}_{i}" for i in range(models) for name in ("photo", "h", "c")]
+
+
 class Decoder(ABC):
     """Writes captions from photo features with a merge model, or an ensemble of them (their next-word
     probabilities averaged), one word per step for a whole batch of photos (and beams) at once.

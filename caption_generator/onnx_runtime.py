@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decoding import Decoder
+from .decoding import Decoder, step_inputs
 from .errors import CaptionError
 from .files import sha256_file, write_text
 from .vocabulary import Vocabulary
@@ -118,11 +118,12 @@ class OnnxCaptioner(Decoder):
         expected = {VOCABULARY: str(len(vocab))}
         self._start = open_session(start, DECODER_START, expected)
         self._step = open_session(step, DECODER_STEP, expected)
-        self._step_inputs = [i.name for i in self._step.get_inputs()]
-        units = [int(i.shape[1]) for i in self._step.get_inputs()[1::3]]  # tokens, then photo_i, h_i, c_i
-        if len(self._start.get_outputs()) != len(units):
-            raise CaptionError(f"{start}, {step}: the decoders are of different ensembles; export them again")
-        super().__init__(vocab, units, calibration)
+        models = len(self._start.get_outputs())
+        self._step_inputs = step_inputs(models)
+        shapes = {i.name: i.shape for i in self._step.get_inputs()}
+        if sorted(shapes) != sorted(self._step_inputs):
+            raise CaptionError(f"{start}, {step}: not the decoders of one ensemble; export them again")
+        super().__init__(vocab, [int(shapes[f"h_{i}"][1]) for i in range(models)], calibration)
 
     def _photo_vectors(self, features: np.ndarray) -> list[np.ndarray]:
         return self._start.run(None, {self._start.get_inputs()[0].name: features})
