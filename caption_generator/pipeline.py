@@ -151,7 +151,11 @@ def open_encoder(weights: str | None, input_size: int, bfloat16: bool = False, r
                            f"python -m caption_generator export where they are installed (pip install -r "
                            f"requirements.txt), with the same weights, and copy the cache folder here")
     log.info("exporting the encoder to ONNX once (about half a minute) -> %s", path)
-    return onnx_runtime.OnnxEncoder(export_encoder(weights, input_size), key, input_size)
+    try:
+        return onnx_runtime.OnnxEncoder(export_encoder(weights, input_size), key, input_size)
+    except OSError as e:
+        raise CaptionError(f"cannot write the exported encoder into {path.parent} ({e.strerror}): set "
+                           f"${onnx_runtime.CACHE_ENV} to a folder of yours") from None
 
 
 class CaptionPipeline:
