@@ -81,23 +81,30 @@ def _open_index(args: argparse.Namespace) -> similar.CaptionIndex:
     return similar.open_index(args.index, args.data_root, photo_features)
 
 
-def _encoder_args(p: argparse.ArgumentParser) -> None:
+def _weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-weights", default=None,
                    help=f"local Xception weights file "
                         f"(default: ${features.WEIGHTS_ENV}, else Keras's ImageNet download)")
+
+
+def _encoder_args(p: argparse.ArgumentParser) -> None:
+    _weights_arg(p)
     p.add_argument("--input-size", type=int, default=None,
                    help=f"encoder input size in pixels "
                         f"(default: {features.DEFAULT_INPUT_SIZE}, or the shipped model's)")
     p.add_argument("--batch-size", type=int, default=features.DEFAULT_BATCH_SIZE,
                    help=f"photos per encoder batch (default: {features.DEFAULT_BATCH_SIZE})")
     p.add_argument("--bfloat16", action="store_true",
-                   help="run the encoder in bfloat16: ~3x faster on CPUs with AVX-512 BF16 (see README)")
+                   help="run the encoder in bfloat16 on Keras: ~3x faster on CPUs with AVX-512 BF16 (see README)")
+    p.add_argument("--runtime", choices=pipeline.RUNTIMES, default=None,
+                   help=f"run the encoder and the shipped decoders on ONNX Runtime where their exported files are "
+                        f"there (auto), always (onnx) or never (keras) (default: ${pipeline.RUNTIME_ENV}, else auto)")
 
 
 def _encoder_options(args: argparse.Namespace) -> dict:
     """The options of _encoder_args, as the pipeline's keywords."""
     return {"encoder_weights": args.encoder_weights, "input_size": args.input_size, "bfloat16": args.bfloat16,
-            "batch_size": args.batch_size}
+            "batch_size": args.batch_size, "runtime": args.runtime}
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -219,6 +226,19 @@ def cmd_ship(args: argparse.Namespace) -> None:
     print("shipped " + ", ".join(f"{name} (sha256 {digest[:12]}…)" for name, digest in manifest["sha256"].items()))
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    weights = features.encoder_weights(args.encoder_weights)
+    if weights is None:
+        raise CaptionError("random encoder weights run on Keras only: nothing to export")
+    encoder = pipeline.open_encoder(weights, args.input_size, runtime="onnx")  # exported unless it is there
+    print(f"encoder ({weights}, input {args.input_size}) on ONNX Runtime: {encoder.path}")
+    if args.decoders:
+        from .shipped import MODELS_DIR, ship_decoders
+        manifest = ship_decoders()
+        print(f"decoders of the shipped model -> {MODELS_DIR}: " + ", ".join(
+            f"{name} (sha256 {manifest['sha256'][name][:12]}…)" for name in manifest["decoders"]))
+
+
 def _captioner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=None,
                    help="caption model .keras, or a training run's folder for its best.keras "
@@ -302,12 +322,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_evaluate)
 
-    p = commands.add_parser("ship", help="put trained model(s) and their vocabulary in models/shipped/ with sha256 sums")
+    p = commands.add_parser("ship", help="put trained model(s), their vocabulary and their ONNX decoders in "
+                                         "models/shipped/ with sha256 sums")
     p.add_argument("--model", action="append", required=True, help="best.keras of a run (repeat for an ensemble)")
     p.add_argument("--tokenizer", required=True, help="the runs' tokenizer.p")
     p.add_argument("--input-size", type=int, default=features.DEFAULT_INPUT_SIZE,
                    help=f"encoder input size the features were made with (default: {features.DEFAULT_INPUT_SIZE})")
     p.set_defaults(run=cmd_ship)
+
+    p = commands.add_parser("export", help="export the encoder to ONNX into the cache, for captioning on ONNX Runtime")
+    _weights_arg(p)
+    p.add_argument("--input-size", type=int, default=features.DEFAULT_INPUT_SIZE,
+                   help=f"encoder input size in pixels (default: {features.DEFAULT_INPUT_SIZE}, the shipped model's)")
+    p.add_argument("--decoders", action="store_true",
+                   help="also export the shipped model's decoders again into models/shipped/ (maintainers; ship "
+                        "does it for new models)")
+    p.set_defaults(run=cmd_export)
 
     args = parser.parse_args(argv)
     if args.command == "train" and cluster_position()[1] > 1:
@@ -319,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         status = args.run(args)
     except CaptionError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # a package that only some commands and options need
+        package = {"sklearn": "scikit-learn"}.get(str(e.name).split(".")[0], e.name)
+        print(f"error: this needs the Python package {package}, which is not installed: pip install {package} "
+              f"(pip install -r requirements.txt installs all that every command needs)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

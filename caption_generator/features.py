@@ -2,20 +2,30 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import shutil
 import warnings
 import weakref
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import CaptionError
 from .files import load_pickle, save_pickle, write_text
+from .onnx_runtime import IMAGENET, OnnxEncoder
+
+if TYPE_CHECKING:
+    from .backend import keras
+
+T, R = TypeVar("T"), TypeVar("R")
+Encoder = Union["keras.Model", OnnxEncoder]  # build_encoder's Keras model, or its export on ONNX Runtime
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +87,7 @@ def encoder_weights(path: str | os.PathLike | None = None) -> str | None:
     download ("imagenet"). The value "none" gives random weights, for tests where weights don't matter."""
     path = path or os.environ.get(WEIGHTS_ENV)
     if not path:
-        return "imagenet"
+        return IMAGENET
     if str(path).lower() == "none":
         return None
     if not Path(path).is_file():
@@ -85,7 +95,7 @@ def encoder_weights(path: str | os.PathLike | None = None) -> str | None:
     return str(path)
 
 
-def build_encoder(weights: str | None = "imagenet", input_size: int = DEFAULT_INPUT_SIZE, bfloat16: bool = False):
+def build_encoder(weights: str | None = IMAGENET, input_size: int = DEFAULT_INPUT_SIZE, bfloat16: bool = False):
     """Xception without its top, global average pooling: a photo batch -> (batch, 2048).
 
     `bfloat16` computes in bfloat16 (Keras's mixed_bfloat16 policy): about 3x faster on CPUs with
@@ -101,7 +111,7 @@ def build_encoder(weights: str | None = "imagenet", input_size: int = DEFAULT_IN
             weights=weights, include_top=False, pooling="avg", input_shape=(input_size, input_size, 3))
     except Exception as e:  # Keras raises a bare Exception when the download fails
         hint = f"; without internet, give a local file with --encoder-weights or ${WEIGHTS_ENV}" \
-            if weights == "imagenet" else ""
+            if weights == IMAGENET else ""
         raise CaptionError(f"cannot load the Xception weights ({weights}): {str(e).splitlines()[0]}{hint}") from None
     finally:
         keras.config.set_dtype_policy(policy)
@@ -120,45 +130,66 @@ def compiled_forward(encoder):
     return _compiled[encoder]
 
 
-def encode(paths: Sequence[Path], encoder, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True
+def forward_pass(encoder: Encoder) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """An encoder's forward pass on a batch of photos (numpy in, float32 features out) and its input size:
+    an OnnxEncoder's session, or a Keras encoder's compiled forward pass."""
+    if isinstance(encoder, OnnxEncoder):
+        return encoder, encoder.input_size
+    forward = compiled_forward(encoder)
+    return lambda images: np.asarray(forward(images), np.float32), int(encoder.input_shape[1])
+
+
+def encoder_identity(encoder: Encoder) -> dict:
+    """What an encoder's features depend on (input size, architecture, dtype, weights), the same for a Keras
+    encoder and its ONNX export: a resumed extract_features run must use the same."""
+    if isinstance(encoder, OnnxEncoder):
+        return encoder.identity
+    return {"input_size": int(encoder.input_shape[1]), "encoder": encoder.name, "dtype": encoder.dtype_policy.name,
+            "weights": hashlib.sha256(np.asarray(encoder.weights[0]).tobytes()).hexdigest()}
+
+
+def read_ahead(items: Iterable[T], read: Callable[[T], R], ahead: int) -> Iterator[R]:
+    """read(item) of each item, in order, with up to `ahead` items read in threads while the caller works
+    (Pillow and numpy let go of the GIL while they decode, resize and scale)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(read, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def encode(paths: Sequence[Path], encoder: Encoder, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True
            ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
-    """Run photos through the encoder in batches, decoding them in parallel with tf.data.
+    """Run photos through the encoder (Keras or ONNX Runtime) in batches, the next batches read by threads
+    during each forward pass.
 
     Yields (path, 2048 features, None) or (path, None, error message) in the input order;
     an unreadable photo is reported and skipped, the rest are done.
     """
-    from .backend import tf
     from tqdm.auto import tqdm
 
-    input_size = int(encoder.input_shape[1])
+    forward, input_size = forward_pass(encoder)
 
-    def read(path: bytes) -> tuple[np.ndarray, bytes]:
+    def read(path: Path) -> tuple[Path, np.ndarray | None, str | None]:
         try:
-            return load_image(path.decode(), input_size), b""
+            return path, load_image(path, input_size), None
         except CaptionError as e:
-            return np.zeros((input_size, input_size, 3), np.float32), str(e).encode()
+            return path, None, str(e)
 
-    def read_tf(path):
-        image, error = tf.numpy_function(read, [path], [tf.float32, tf.string], stateful=False)
-        image.set_shape((input_size, input_size, 3))
-        return image, error
-
-    forward = compiled_forward(encoder)
-    dataset = (tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
-               .map(read_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-               .batch(batch_size)
-               .prefetch(2))
-    position = 0
+    photos = read_ahead(paths, read, 2 * batch_size)
     with tqdm(total=len(paths), unit="img", desc="features", disable=not progress) as bar:
-        for images, errors in dataset:
-            vectors = np.asarray(forward(images), np.float32)
-            bar.update(len(vectors))  # before yielding: a caller may stop at the last photo
-            for vector, error in zip(vectors, errors.numpy()):
-                yield paths[position], (None if error else vector), (error.decode() or None)
-                position += 1
+        while batch := list(itertools.islice(photos, batch_size)):
+            images = [image for _, image, _ in batch if image is not None]
+            vectors = iter(forward(np.stack(images)) if images else [])
+            bar.update(len(batch))  # before yielding: a caller may stop at the last photo
+            for path, image, error in batch:
+                yield path, (None if error else next(vectors)), error
 
 
-def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | None = None,
+def extract_features(paths: Sequence[Path], encoder: Encoder, out: str | os.PathLike | None = None,
                      batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True
                      ) -> dict[str, np.ndarray]:
     """Features of many photos as {file name: float32[2048]}, written to `out` (features.p).
@@ -172,9 +203,7 @@ def extract_features(paths: Sequence[Path], encoder, out: str | os.PathLike | No
     if len(set(names)) != len(names):
         raise CaptionError("two photos share a file name; features are keyed by file name")
     partial = Path(str(out) + ".partial") if out else None
-    run = {"input_size": int(encoder.input_shape[1]), "encoder": encoder.name, "chunk_size": chunk_size,
-           "dtype": encoder.dtype_policy.name,
-           "weights": hashlib.sha256(np.asarray(encoder.weights[0]).tobytes()).hexdigest(),
+    run = {**encoder_identity(encoder), "chunk_size": chunk_size,
            "photos": hashlib.sha256("\n".join(names).encode()).hexdigest()}
     if partial and partial.is_dir():
         try:

@@ -8,6 +8,8 @@ these; TensorFlow is imported only when one of them runs, so `import caption_gen
 """
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +26,15 @@ from .layouts import Layout, find_photos, list_images, open_layout
 from .vocabulary import TOKENIZER_FILE
 
 if TYPE_CHECKING:
-    from .caption import Captioner
+    from .confidence import Calibration
+    from .decoding import Decoder
+    from .features import Encoder
     from .vocabulary import Vocabulary
 
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "onnx", "keras")  # where the encoder and the decoders run: see open_encoder, load_captioner
+RUNTIME_ENV = "CAPTION_GENERATOR_RUNTIME"
 DEFAULT_BEAM = 5  # the best on dev for the shipped ensemble (models/shipped/eval/dev_tuning.json)
 DEFAULT_LENGTH_PENALTY = 1.0
 DECODE_BATCH = 64  # photos decoded together as they come out of the encoder
@@ -52,28 +60,102 @@ def _listed(paths: Paths | None) -> list[str | os.PathLike]:
     return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths or [])
 
 
-def load_captioner(model: Paths | None = None, tokenizer: str | os.PathLike | None = None
-                   ) -> tuple[Captioner, int]:
-    """A Captioner from model file(s) and a vocabulary, and the encoder input size it expects.
+def _runtime(runtime: str | None) -> str:
+    """The runtime asked for: `runtime`, else $CAPTION_GENERATOR_RUNTIME, else "auto"."""
+    chosen = runtime or os.environ.get(RUNTIME_ENV) or "auto"
+    if chosen not in RUNTIMES:
+        raise CaptionError(f"unknown runtime {chosen!r} (from --runtime or ${RUNTIME_ENV}): "
+                           f"choose {', '.join(RUNTIMES)}")
+    return chosen
+
+
+def load_captioner(model: Paths | None = None, tokenizer: str | os.PathLike | None = None,
+                   runtime: str | None = None) -> tuple[Decoder, int]:
+    """A captioner from model file(s) and a vocabulary, and the encoder input size it expects.
 
     A model path may be a training run's folder, meaning its best.keras; the vocabulary defaults to the
-    tokenizer.p beside the first model. Without models: the shipped ones, after checking their sha256 sums,
-    with their confidence calibration."""
-    from .caption import Captioner
-    from .model import load_model
-    from .shipped import shipped_calibration, shipped_files
+    tokenizer.p beside the first model. Without models: the shipped ones, after checking the sha256 sums of
+    the files used, with their confidence calibration; on ONNX Runtime when its decoders are shipped and
+    onnxruntime is installed (`runtime` "auto", the default), or always ("onnx"), or never ("keras")."""
+    from . import onnx_runtime
+    from .shipped import shipped_calibration, shipped_file, shipped_manifest
     from .vocabulary import Vocabulary
 
-    model_paths, tokenizer_path, input_size, calibration = _listed(model), tokenizer, DEFAULT_INPUT_SIZE, None
+    runtime, model_paths = _runtime(runtime), _listed(model)
+    if model_paths and runtime == "onnx":
+        raise CaptionError("ONNX decoders ship with the shipped model only: without --model, or with the "
+                           "runtime auto or keras")
     if not model_paths:
-        if tokenizer_path:
+        if tokenizer:
             raise CaptionError("--tokenizer without --model: give the model the vocabulary belongs to")
-        model_paths, tokenizer_path, manifest = shipped_files()
+        manifest = shipped_manifest()
         input_size = int(manifest.get("input_size", DEFAULT_INPUT_SIZE))
+        vocab = Vocabulary.load(shipped_file(manifest, manifest["tokenizer"]))
         calibration = shipped_calibration(manifest)
+        onnx = runtime != "keras" and "decoders" in manifest and onnx_runtime.installed()
+        if runtime == "onnx" and not onnx:
+            raise CaptionError("the runtime onnx needs onnxruntime (pip install -r requirements-inference.txt) and "
+                               "the shipped ONNX decoders (python -m caption_generator export --decoders)")
+        if onnx:
+            start, step = (shipped_file(manifest, name) for name in manifest["decoders"])
+            return onnx_runtime.OnnxCaptioner(start, step, vocab, calibration), input_size
+        model_paths = [shipped_file(manifest, name) for name in manifest["models"]]
+        return _keras_captioner(model_paths, vocab, calibration), input_size
     model_paths = [Path(p) / "best.keras" if Path(p).is_dir() else Path(p) for p in model_paths]
-    vocab = Vocabulary.load(tokenizer_path or model_paths[0].parent / TOKENIZER_FILE)
-    return Captioner([load_model(p) for p in model_paths], vocab, calibration), input_size
+    vocab = Vocabulary.load(tokenizer or model_paths[0].parent / TOKENIZER_FILE)
+    return _keras_captioner(model_paths, vocab), DEFAULT_INPUT_SIZE
+
+
+def _keras_captioner(model_paths: Sequence[Path], vocab: Vocabulary, calibration: Calibration | None = None
+                     ) -> Decoder:
+    """A Captioner (on Keras) of .keras model files."""
+    from .caption import Captioner
+    from .model import load_model
+
+    return Captioner([load_model(p) for p in model_paths], vocab, calibration)
+
+
+def open_encoder(weights: str | None, input_size: int, bfloat16: bool = False, runtime: str | None = None
+                 ) -> Encoder:
+    """The Xception encoder of these weights (features.encoder_weights) and input size.
+
+    With `runtime` "auto" (the default) it runs on ONNX Runtime if onnxruntime is installed, the weights are
+    ImageNet's (a file or Keras's download) and the encoder is float32: its export in the cache is used, or
+    made first if TensorFlow and tf2onnx are there (once: about half a minute). Else it runs on Keras.
+    "onnx" runs it on ONNX Runtime or says why it cannot; "keras" always runs it on Keras."""
+    from . import onnx_runtime
+    from .export import can_export, export_encoder
+    from .features import build_encoder
+
+    runtime = _runtime(runtime)
+    unfit = ("--bfloat16 runs on Keras only" if bfloat16 else "random weights run on Keras only" if weights is None
+             else None if onnx_runtime.installed() else "onnxruntime is not installed")
+    if runtime == "keras" or (runtime == "auto" and unfit):
+        return build_encoder(weights, input_size, bfloat16)
+    if unfit:
+        raise CaptionError(f"the encoder cannot run on ONNX Runtime: {unfit}")
+    key = onnx_runtime.weights_key(weights)
+    path = onnx_runtime.encoder_path(key, input_size)
+    if path.is_file():
+        try:
+            return onnx_runtime.OnnxEncoder(path, key, input_size)
+        except CaptionError as e:
+            if not can_export():
+                raise CaptionError(f"{e}; export it again (python -m caption_generator export)") from None
+            log.warning("%s; exporting it again", e)
+    elif not can_export():
+        if runtime == "auto" and importlib.util.find_spec("tensorflow"):
+            return build_encoder(weights, input_size)
+        raise CaptionError(f"no exported encoder for these weights at input size {input_size} in "
+                           f"{onnx_runtime.cache_dir()}, and no TensorFlow and tf2onnx to export it: run "
+                           f"python -m caption_generator export where they are installed (pip install -r "
+                           f"requirements.txt), with the same weights, and copy the cache folder here")
+    log.info("exporting the encoder to ONNX once (about half a minute) -> %s", path)
+    try:
+        return onnx_runtime.OnnxEncoder(export_encoder(weights, input_size), key, input_size)
+    except OSError as e:
+        raise CaptionError(f"cannot write the exported encoder into {path.parent} ({e.strerror}): set "
+                           f"${onnx_runtime.CACHE_ENV} to a folder of yours") from None
 
 
 class CaptionPipeline:
@@ -87,13 +169,12 @@ class CaptionPipeline:
 
     def __init__(self, model: Paths | None = None, tokenizer: str | os.PathLike | None = None, *,
                  encoder_weights: str | os.PathLike | None = None, input_size: int | None = None,
-                 bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE):
-        from .features import build_encoder
+                 bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, runtime: str | None = None):
         from .features import encoder_weights as weights_file
 
         weights = weights_file(encoder_weights)
-        self.captioner, model_input_size = load_captioner(model, tokenizer)
-        self.encoder = build_encoder(weights, input_size or model_input_size, bfloat16)
+        self.captioner, model_input_size = load_captioner(model, tokenizer, runtime)
+        self.encoder = open_encoder(weights, input_size or model_input_size, bfloat16, runtime)
         self.batch_size = batch_size
 
     def __call__(self, photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: float = DEFAULT_LENGTH_PENALTY,
@@ -114,8 +195,8 @@ class CaptionPipeline:
 def caption_photos(photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: float = DEFAULT_LENGTH_PENALTY, *,
                    model: Paths | None = None, tokenizer: str | os.PathLike | None = None,
                    encoder_weights: str | os.PathLike | None = None, input_size: int | None = None,
-                   bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool | None = None
-                   ) -> Iterator[Captioned]:
+                   bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool | None = None,
+                   runtime: str | None = None) -> Iterator[Captioned]:
     """Caption photo files and the photos of folders, yielding each in order as it is done.
 
     `model` and `tokenizer`: as load_captioner (default: the shipped model). `beam` 1 is greedy decoding;
@@ -123,18 +204,21 @@ def caption_photos(photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: floa
     Xception weights file (default: $XCEPTION_WEIGHTS, else Keras's ImageNet download); `input_size`:
     the encoder's (default: the model's). An input that is no photo, or a photo that cannot be read,
     gives a Captioned with its error; the rest are still captioned. `progress`: a progress bar
-    (default: for more than 20 photos). To caption again and again, load a CaptionPipeline once.
+    (default: for more than 20 photos). `runtime`: "auto" (the default, or $CAPTION_GENERATOR_RUNTIME) runs
+    the encoder and the shipped decoders on ONNX Runtime where their exported files are there (see
+    open_encoder and load_captioner), "onnx" always, "keras" never. To caption again and again, load a
+    CaptionPipeline once.
     """
     paths, errors = find_photos(_listed(photos))
     if not paths:  # nothing to caption: no model to load
         yield from (Captioned(path, error=error) for path, error in errors)
         return
     pipeline = CaptionPipeline(model, tokenizer, encoder_weights=encoder_weights, input_size=input_size,
-                               bfloat16=bfloat16, batch_size=batch_size)
+                               bfloat16=bfloat16, batch_size=batch_size, runtime=runtime)
     yield from pipeline(photos, beam, length_penalty, progress)
 
 
-def _caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]], captioner: Captioner,
+def _caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]], captioner: Decoder,
                      beam: int, length_penalty: float) -> Iterator[Captioned]:
     """Caption the output of features.encode in batches of DECODE_BATCH photos, in order."""
     pending: list[tuple[Path, np.ndarray | None, str | None]] = []
@@ -166,20 +250,20 @@ def evaluate_split(data_root: str | os.PathLike | Layout, split: str, beam: int 
                    tokenizer: str | os.PathLike | None = None, features: str | os.PathLike | None = None,
                    images: str | os.PathLike | None = None, limit: int | None = None,
                    encoder_weights: str | os.PathLike | None = None, input_size: int | None = None,
-                   bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
+                   bfloat16: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, runtime: str | None = None) -> dict:
     """Caption a split's photos (the first `limit`) and score them against the data root's references
     (MS-COCO toolkit and nltk's BLEU); with `images`, the photos of that folder that have references.
 
-    The photos are encoded unless `features` names a features.p that has them. Model and encoder options
-    as for caption_photos. Returns a JSON-ready report: the settings, the scores and every caption.
+    The photos are encoded unless `features` names a features.p that has them. Model, encoder and runtime
+    options as for caption_photos. Returns a JSON-ready report: the settings, the scores and every caption.
     """
     from .data import clean_descriptions
     from .evaluate import evaluate
-    from .features import build_encoder, extract_features, load_features
+    from .features import extract_features, load_features
     from .features import encoder_weights as weights_file
 
     layout = open_layout(data_root)
-    captioner, model_input_size = load_captioner(model, tokenizer)
+    captioner, model_input_size = load_captioner(model, tokenizer, runtime)
     raw = layout.captions()
     clean = clean_descriptions(raw)
     if images:
@@ -191,7 +275,7 @@ def evaluate_split(data_root: str | os.PathLike | Layout, split: str, beam: int 
     if features:
         vectors = load_features(features)
     else:
-        encoder = build_encoder(weights_file(encoder_weights), input_size or model_input_size, bfloat16)
+        encoder = open_encoder(weights_file(encoder_weights), input_size or model_input_size, bfloat16, runtime)
         vectors = extract_features(paths, encoder, batch_size=batch_size)
     names = [p.name for p in paths if p.name in vectors]
     report = evaluate(captioner, vectors, names, raw, clean, beam, length_penalty)
@@ -202,21 +286,21 @@ def evaluate_split(data_root: str | os.PathLike | Layout, split: str, beam: int 
 def compute_features(data_root: str | os.PathLike | Layout, out: str | os.PathLike = DEFAULT_FEATURES,
                      limit: int | None = None, *, encoder_weights: str | os.PathLike | None = None,
                      input_size: int | None = None, bfloat16: bool = False,
-                     batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE
-                     ) -> tuple[dict[str, np.ndarray], Path]:
+                     batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                     runtime: str | None = None) -> tuple[dict[str, np.ndarray], Path]:
     """The Xception features of a data root's photos (with `limit`, the first N of each split), written to
-    `out` and resumable; encoder options as for caption_photos. Under $TF_CONFIG, this worker encodes its
+    `out` and resumable; encoder and runtime options as for caption_photos. Under $TF_CONFIG, this worker encodes its
     share into its part file beside `out` (merge the parts with features.merge_features). Returns the
     features and the file written."""
     from .cluster import cluster_position
     from .data import photo_paths
-    from .features import build_encoder, extract_features, part_path, shard
+    from .features import extract_features, part_path, shard
     from .features import encoder_weights as weights_file
 
     index, count = cluster_position()
     paths = shard(photo_paths(open_layout(data_root), limit), index, count)
     written = Path(out) if count == 1 else part_path(out, index, count)
-    encoder = build_encoder(weights_file(encoder_weights), input_size or DEFAULT_INPUT_SIZE, bfloat16)
+    encoder = open_encoder(weights_file(encoder_weights), input_size or DEFAULT_INPUT_SIZE, bfloat16, runtime)
     return extract_features(paths, encoder, out=written, batch_size=batch_size, chunk_size=chunk_size), written
 
 

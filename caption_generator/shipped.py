@@ -1,6 +1,7 @@
-"""The shipped model in models/shipped/: its files checked against the manifest's sha256 sums, and
-`ship`, which puts trained models there, and `ship_calibration`, their confidence thresholds. Nothing else
-writes to that folder."""
+"""The shipped model in models/shipped/: its files checked against the manifest's sha256 sums (those a run
+uses), `ship`, which puts trained models there with their ONNX decoders, `ship_decoders`, which exports those
+again, and `ship_calibration`, their confidence thresholds. Nothing else writes to that folder. Importing it
+does not import TensorFlow: the shipped model also runs on ONNX Runtime."""
 from __future__ import annotations
 
 import json
@@ -9,35 +10,49 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from .caption import Captioner
 from .confidence import CALIBRATION_FILE, Calibration
 from .errors import CaptionError
 from .files import atomic_path, sha256_file, write_text
-from .model import load_model
 from .vocabulary import TOKENIZER_FILE, Vocabulary
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "shipped"  # training never writes here
 MANIFEST = MODELS_DIR / "manifest.json"
 
 
-def shipped_files() -> tuple[list[Path], Path, dict]:
-    """The shipped model files, vocabulary and manifest, after checking their sha256 sums."""
+def shipped_manifest() -> dict:
+    """The shipped model's manifest: its files, their sha256 sums, its input size, its decoders."""
     if not MANIFEST.is_file():
         raise CaptionError(f"no shipped model in {MODELS_DIR}; pass --model and --tokenizer")
-    manifest = json.loads(MANIFEST.read_text())
-    for name, expected in manifest["sha256"].items():
-        path = MODELS_DIR / name
-        if not path.is_file():
-            raise CaptionError(f"{path}: shipped file missing (is this a full clone? try git lfs/checkout)")
-        if sha256_file(path) != expected:
-            raise CaptionError(f"{path}: sha256 differs from {MANIFEST.name}; the file is damaged or replaced")
+    return json.loads(MANIFEST.read_text())
+
+
+def _checked(folder: Path, manifest: dict, name: str) -> Path:
+    """The file `name` of a manifest's folder, after checking its sha256 against the manifest."""
+    path = folder / name
+    if not path.is_file():
+        raise CaptionError(f"{path}: shipped file missing (is this a full clone? try git lfs/checkout)")
+    if sha256_file(path) != manifest["sha256"].get(name):
+        raise CaptionError(f"{path}: sha256 differs from {MANIFEST.name}; the file is damaged or replaced")
+    return path
+
+
+def shipped_file(manifest: dict, name: str) -> Path:
+    """A shipped file, after checking its sha256 against the manifest."""
+    return _checked(MODELS_DIR, manifest, name)
+
+
+def shipped_files() -> tuple[list[Path], Path, dict]:
+    """The shipped model files, vocabulary and manifest, after checking the sha256 sums of all its files."""
+    manifest = shipped_manifest()
+    for name in manifest["sha256"]:
+        shipped_file(manifest, name)
     return [MODELS_DIR / m for m in manifest["models"]], MODELS_DIR / manifest["tokenizer"], manifest
 
 
 def shipped_calibration(manifest: dict) -> Calibration | None:
-    """The shipped model's confidence calibration (checked with the other files), if it has one."""
+    """The shipped model's confidence calibration (its sum checked), if it has one."""
     name = manifest.get("confidence")
-    return Calibration.load(MODELS_DIR / name) if name else None
+    return Calibration.load(shipped_file(manifest, name)) if name else None
 
 
 def ship_calibration(path: str | os.PathLike, models_dir: Path = MODELS_DIR) -> dict:
@@ -56,7 +71,11 @@ def ship_calibration(path: str | os.PathLike, models_dir: Path = MODELS_DIR) -> 
 def ship(model_paths: Sequence[str | os.PathLike], tokenizer_path: str | os.PathLike, input_size: int,
          notes: dict | None = None, models_dir: Path = MODELS_DIR) -> dict:
     """Copy trained model(s) (weights and architecture only, no optimizer state) and their vocabulary
-    into `models_dir` with a manifest of sha256 sums, which the default captioning path checks."""
+    into `models_dir` with a manifest of sha256 sums, which the default captioning path checks, then
+    export their ONNX decoders beside them (ship_decoders)."""
+    from .caption import Captioner
+    from .model import load_model
+
     vocab = Vocabulary.load(tokenizer_path)
     models = [load_model(p) for p in model_paths]
     Captioner(models, vocab)  # refuses a model and vocabulary that don't belong together
@@ -68,5 +87,20 @@ def ship(model_paths: Sequence[str | os.PathLike], tokenizer_path: str | os.Path
     files = [*names, TOKENIZER_FILE]
     manifest = {"models": names, "tokenizer": TOKENIZER_FILE, "input_size": input_size,
                 "sha256": {f: sha256_file(models_dir / f) for f in files}, **(notes or {})}
+    write_text(models_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    return ship_decoders(models_dir)
+
+
+def ship_decoders(models_dir: Path = MODELS_DIR) -> dict:
+    """Export the ONNX decoders of the models in `models_dir` (their sums checked) beside them, as the
+    manifest's "decoders", under its sha256 sums. Returns the manifest."""
+    from .export import export_decoders
+    from .model import load_model
+
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    models = [load_model(_checked(models_dir, manifest, name)) for name in manifest["models"]]
+    names = export_decoders(models, models_dir)
+    manifest["decoders"] = names
+    manifest["sha256"] |= {name: sha256_file(models_dir / name) for name in names}
     write_text(models_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -67,19 +67,17 @@ def sample_photos(folder: str | os.PathLike) -> list[Path]:
 def token_scores(captioner, features: np.ndarray, captions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per token of each caption (its words, then its end), the log-probability the captioner's decoding
     distribution gives it and that distribution's entropy; (captions, tokens) arrays, NaN past the end."""
-    import tensorflow as tf
-
     vocab = captioner.vocab
     ids = [vocab.encode(c)[1:] for c in captions]
     tokens = np.full((len(ids), max(map(len, ids))), vocab.pad_id, np.int32)
     for row, sequence in zip(tokens, ids):
         row[:len(sequence)] = sequence
-    photos, states = captioner._initial(np.asarray(features, np.float32), 1)
+    photos, states = captioner.initial(np.asarray(features, np.float32), 1)
     previous = np.full(len(ids), vocab.start_id, np.int32)
     log_probs, entropies = np.full(tokens.shape, np.nan), np.full(tokens.shape, np.nan)
     for t in range(tokens.shape[1]):
-        step, states = captioner._step(photos, tf.convert_to_tensor(previous), states)
-        step = step.numpy().astype(np.float64)
+        step, states = captioner.step(photos, previous, states)
+        step = step.astype(np.float64)
         real = tokens[:, t] != vocab.pad_id
         log_probs[real, t] = step[real, tokens[real, t]]
         entropies[real, t] = -(np.exp(step[real]) * step[real]).sum(axis=1)  # forbidden words: exp(-1e9) = 0
@@ -182,7 +180,7 @@ def calibrate(args: argparse.Namespace, folder: Path) -> dict:
     split_references = {split: [references[n] for n in names[split]] for split in ("dev", "test")}
     cider = {split: CiderD(refs) for split, refs in split_references.items()}  # each split's own document
     # frequencies, as the COCO toolkit takes them
-    captioner, input_size = load_captioner(args.model, args.tokenizer)
+    captioner, input_size = load_captioner(args.model, args.tokenizer, runtime="keras")  # its members, for signals
     elsewhere = sample_photos(folder)
     originals = sorted(Path(args.originals).glob("*.jpg")) if args.originals else []
     encoded = encode_photos(elsewhere + originals, args.encoder_weights, input_size)

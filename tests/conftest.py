@@ -8,10 +8,14 @@ import os
 import pickle
 import shutil
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+CACHE = Path(tempfile.mkdtemp(prefix="caption_generator_cache."))  # exported encoders; never the user's cache
+os.environ["CAPTION_GENERATOR_CACHE"] = str(CACHE)
+os.environ.pop("CAPTION_GENERATOR_RUNTIME", None)  # each test chooses its runtime, or takes the default
 
 import numpy as np
 import pytest
@@ -27,6 +31,10 @@ TINY = ["--encoder-weights", "none", "--input-size", str(TINY_INPUT)]  # the com
 PHOTOS = open_layout(FLICKR).photos()
 HAS_DOT = shutil.which("dot") is not None  # Graphviz, for model.png
 NO_DOT = "Graphviz's dot is not on PATH: model.png is not drawn (install Graphviz to check it)"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ def test_step_decoding_matches_the_whole_caption_model(overfit, random_features)
     ids = vocab.encode(firsts[name][0])[:-1]
     full = model.predict({"features": random_features[name][None], "words": np.array([ids])}, verbose=0)[0]
     captioner = Captioner(model, vocab)
-    photos, states = captioner._initial(random_features[name][None], 1)
+    photos, states = captioner.initial(random_features[name][None], 1)
     for t, token in enumerate(ids):
-        log_probs, states = captioner._step(photos, np.array([token], np.int32), states)
-        np.testing.assert_allclose(np.exp(log_probs.numpy()[0]), np.exp(next_word_log_probs(full[t])), atol=1e-5)
+        log_probs, states = captioner.step(photos, np.array([token], np.int32), states)
+        np.testing.assert_allclose(np.exp(log_probs[0]), np.exp(next_word_log_probs(full[t])), atol=1e-5)
 
 
 def test_beam_one_equals_greedy_and_wider_beams_score_no_worse(overfit, random_features):

@@ -31,9 +31,10 @@ class Cli:
     def command(self, *args: str, script: str | None = None) -> list[str]:
         return [sys.executable, *([str(ROOT / script)] if script else ["-m", "caption_generator"]), *args]
 
-    def __call__(self, *args: str, cwd: Path | None = None, script: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command(*args, script=script), cwd=cwd or ROOT, env=self.env, capture_output=True,
-                              text=True, timeout=600)
+    def __call__(self, *args: str, cwd: Path | None = None, script: str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(*args, script=script), cwd=cwd or ROOT, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +118,21 @@ def test_model_files_that_cannot_work_stop_before_any_photo(cli, tmp_path, tiny_
     assert {"vocabulary of another model": "do not belong together", "truncated model": "not a readable caption model",
             "crafted tokenizer": "not a plain-data pickle"}[case] in errors[0]
     assert not marker.exists()
+
+
+def test_runtimes_that_cannot_be_had_stop_with_one_clear_error(cli, tiny_model):
+    cannot = "the encoder cannot run on ONNX Runtime"
+    cases = {("--runtime", "onnx", *model_args(tiny_model)): "ONNX decoders ship with the shipped model only",
+             ("--runtime", "onnx", "--encoder-weights", "none"): f"{cannot}: random weights run on Keras only",
+             ("--runtime", "onnx", "--bfloat16"): f"{cannot}: --bfloat16 runs on Keras only"}
+    for args, message in cases.items():
+        errors = error_lines(cli("-i", str(PHOTOS[0]), *args, script="testing_caption_generator.py"))
+        assert len(errors) == 1 and message in errors[0], (args, errors)
+    errors = error_lines(cli("caption", "-i", str(PHOTOS[0]), env={"CAPTION_GENERATOR_RUNTIME": "fast"}))
+    assert errors == ["error: unknown runtime 'fast' (from --runtime or $CAPTION_GENERATOR_RUNTIME): "
+                      "choose auto, onnx, keras"]
+    assert error_lines(cli("export", "--encoder-weights", "none")) == [
+        "error: random encoder weights run on Keras only: nothing to export"]
 
 
 def test_similar_photos_as_json_with_a_figure(cli, tiny_model):

@@ -19,11 +19,11 @@ def test_training_log_probs_are_the_sampling_distributions(short_run, random_fea
     features = np.stack([random_features[n] for n in list(splits["train"])[:3]])
     tokens = captioner.sample(features, 4, np.random.default_rng(0))
     expected = np.zeros(len(tokens))
-    photos, states = captioner._initial(features, 4)
+    photos, states = captioner.initial(features, 4)
     previous = np.full(len(tokens), vocab.start_id, np.int32)
     for t in range(tokens.shape[1]):
-        log_probs, states = captioner._step(photos, previous, states)
-        expected += np.where(tokens[:, t] != 0, log_probs.numpy()[np.arange(len(tokens)), tokens[:, t]], 0.0)
+        log_probs, states = captioner.step(photos, previous, states)
+        expected += np.where(tokens[:, t] != 0, log_probs[np.arange(len(tokens)), tokens[:, t]], 0.0)
         previous = tokens[:, t]
     got = sequence_log_probs(model, np.repeat(features, 4, axis=0), tokens, vocab.start_id).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4)

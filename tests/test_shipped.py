@@ -3,9 +3,10 @@ import json
 
 import pytest
 
-from caption_generator import shipped
+from caption_generator import load_captioner, shipped
 from caption_generator.errors import CaptionError
 from caption_generator.files import sha256_file
+from caption_generator.onnx_runtime import OnnxCaptioner
 
 
 def test_the_shipped_files_match_their_manifest():
@@ -14,13 +15,21 @@ def test_the_shipped_files_match_their_manifest():
     assert all(sha256_file(shipped.MODELS_DIR / name) == digest for name, digest in manifest["sha256"].items())
 
 
-def test_ship_writes_models_vocabulary_and_sums_that_are_then_checked(tiny_model, tmp_path, monkeypatch):
+def test_ship_writes_models_vocabulary_decoders_and_sums_that_are_then_checked(tiny_model, tmp_path, monkeypatch):
     manifest = shipped.ship([tiny_model / "model.keras"], tiny_model / "tokenizer.p", 71, models_dir=tmp_path)
     assert manifest["models"] == ["caption_model.keras"] and manifest["input_size"] == 71
+    assert manifest["decoders"] == ["decoder_start.onnx", "decoder_step.onnx"]
+    assert set(manifest["sha256"]) == {"caption_model.keras", "tokenizer.p", *manifest["decoders"]}
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path)
     monkeypatch.setattr(shipped, "MANIFEST", tmp_path / "manifest.json")
     assert shipped.shipped_files()[0] == [tmp_path / "caption_model.keras"]
+    assert isinstance(load_captioner(runtime="onnx")[0], OnnxCaptioner)
+    tampered = bytearray((tmp_path / "decoder_step.onnx").read_bytes())
+    tampered[-5000] ^= 1  # a weight changed: the file still loads, so only its sum tells
+    (tmp_path / "decoder_step.onnx").write_bytes(bytes(tampered))
+    with pytest.raises(CaptionError, match="decoder_step.onnx: sha256 differs"):
+        load_captioner(runtime="onnx")
     (tmp_path / "tokenizer.p").write_bytes(b"replaced")
     with pytest.raises(CaptionError, match="sha256 differs"):
         shipped.shipped_files()
