@@ -170,13 +170,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
             failed = True
             print(f"error: {photo.error}", file=sys.stderr)
             continue
-        found = index.query(photo.caption, photo.features, args.similar, args.by or index.default_by(),
-                            args.threshold, exclude=photo.path.name) if index else None
+        found = photo.similar(index, args.similar, args.by, args.threshold) if index else None
         if found:
             shown.append((photo.path, photo.caption, found))
         if args.json:
-            print(json.dumps({"image": str(photo.path), "caption": photo.caption, **photo.assessment.to_json(),
-                              **({"similar": found.to_json()} if found else {})}), flush=True)
+            print(json.dumps(photo.to_json(found)), flush=True)
         else:
             print(f"{photo.path}\t{photo.caption}" if several else photo.caption, flush=True)
             if photo.assessment.warning:
