@@ -120,7 +120,7 @@ def _show_photo(gr: "gradio", photo: Captioned, found: Similar | None) -> None:
                 f'<p class="assessment">{numbers}</p>{warning}', elem_classes="result")
     if found is not None:
         gr.Gallery([(str(m.path), f"{m.score:.2f} · {m.caption}") for m in found.matches], label=found.heading(),
-                   columns=3, height="auto", interactive=False, buttons=[], elem_classes="similar")
+                   columns=3, fit_columns=False, height="auto", interactive=False, buttons=[], elem_classes="similar")
 
 
 def photo_folders(index: CaptionIndex | None) -> list[str]:
