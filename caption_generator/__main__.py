@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import data, features, pipeline, similar
+from . import data, demo, features, pipeline, similar
 from .cluster import cluster_position, distribution_strategy
 from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, ScstConfig, TrainConfig
 from .errors import CaptionError
@@ -64,13 +64,18 @@ def _index_args(p: argparse.ArgumentParser, data_root: str | None) -> None:
 def _similar_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--similar", type=int, default=0, metavar="N",
                    help="also show up to N photos of the collection similar to each photo")
+    p.add_argument("--save", default=None, metavar="PNG", help="draw the photos and their similar ones here")
+    _ranking_args(p)
+
+
+def _ranking_args(p: argparse.ArgumentParser) -> None:
+    """How similar photos are found: the ranking, the threshold, and the collection's index."""
     p.add_argument("--threshold", type=float, default=similar.DEFAULT_THRESHOLD,
                    help=f"least similarity shown; if none reaches it, the closest below it "
                         f"(default: {similar.DEFAULT_THRESHOLD})")
     p.add_argument("--by", choices=similar.RANKINGS, default=None,
                    help="rank by caption text (TF-IDF cosine), photo features, or both "
                         "(default: both if the index has photo features, else text)")
-    p.add_argument("--save", default=None, metavar="PNG", help="draw the photos and their similar ones here")
     _index_args(p, None)
 
 
@@ -177,13 +182,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
             failed = True
             print(f"error: {photo.error}", file=sys.stderr)
             continue
-        found = index.query(photo.caption, photo.features, args.similar, args.by or index.default_by(),
-                            args.threshold, exclude=photo.path.name) if index else None
+        found = photo.similar(index, args.similar, args.by, args.threshold) if index else None
         if found:
             shown.append((photo.path, photo.caption, found))
         if args.json:
-            print(json.dumps({"image": str(photo.path), "caption": photo.caption, **photo.assessment.to_json(),
-                              **({"similar": found.to_json()} if found else {})}), flush=True)
+            print(json.dumps(photo.to_json(found)), flush=True)
         else:
             print(f"{photo.path}\t{photo.caption}" if several else photo.caption, flush=True)
             if photo.assessment.warning:
@@ -195,6 +198,17 @@ def cmd_caption(args: argparse.Namespace) -> int:
         show.save_figure(show.similar_figure(shown), args.save)
         print(f"figure of {len(shown)} photos and their similar ones -> {args.save}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    if args.beam < 2 or args.similar < 1:
+        raise CaptionError("--beam takes a width >= 2 (the page also decodes greedily)" if args.beam < 2
+                           else "--similar takes a number of photos >= 1")
+    demo.import_gradio()  # before loading the model: without Gradio, say so at once
+    index = _open_index(args) if args.data_root or Path(args.index).is_file() else None
+    captioner = pipeline.CaptionPipeline(args.model, args.tokenizer, **_encoder_options(args))
+    demo.serve(captioner, index, host=args.host, port=args.port, beam=args.beam, length_penalty=args.length_penalty,
+               similar=args.similar, by=args.by, threshold=args.threshold)
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -306,6 +320,19 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("caption", help="caption photos (files or folders)")
     _caption_args(p)
     p.set_defaults(run=cmd_caption)
+
+    p = commands.add_parser("demo", help=f"a web page to caption photos in a browser ({demo.INSTALL})")
+    p.add_argument("--host", default=demo.DEFAULT_HOST,
+                   help=f"address to serve on (default: {demo.DEFAULT_HOST}, this machine only; "
+                        "0.0.0.0 shares the page on the network)")
+    p.add_argument("--port", type=int, default=demo.DEFAULT_PORT, help=f"(default: {demo.DEFAULT_PORT})")
+    _encoder_args(p)
+    _captioner_args(p)
+    p.add_argument("--similar", type=int, default=demo.DEFAULT_SIMILAR, metavar="N",
+                   help=f"with a collection: show up to N of its photos similar to each photo "
+                        f"(default: {demo.DEFAULT_SIMILAR})")
+    _ranking_args(p)
+    p.set_defaults(run=cmd_demo)
 
     p = commands.add_parser("index", help="index a collection for caption --similar -> caption_index.p")
     _index_args(p, DATA_ROOT)

@@ -23,6 +23,7 @@ from .data import DEFAULT_DESCRIPTIONS
 from .errors import CaptionError
 from .features import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_FEATURES, DEFAULT_INPUT_SIZE
 from .layouts import Layout, find_photos, list_images, open_layout
+from .similar import DEFAULT_THRESHOLD, CaptionIndex, Similar
 from .vocabulary import TOKENIZER_FILE
 
 if TYPE_CHECKING:
@@ -53,6 +54,20 @@ class Captioned:
     error: str | None = None
     features: np.ndarray | None = None
     assessment: Assessment | None = None
+
+    def to_json(self, similar: Similar | None = None) -> dict:
+        """The photo as `caption --json` prints it: its caption, its assessment and its similar photos (or
+        its error)."""
+        if self.error:
+            return {"image": str(self.path), "error": self.error}
+        return {"image": str(self.path), "caption": self.caption, **self.assessment.to_json(),
+                **({"similar": similar.to_json()} if similar else {})}
+
+    def similar(self, index: CaptionIndex, n: int, by: str | None = None, threshold: float = DEFAULT_THRESHOLD
+                ) -> Similar:
+        """Up to n photos of the collection like this one, ranked by its caption and features (`by`: the
+        index's default ranking), this photo left out if the collection has it: as `caption --similar`."""
+        return index.query(self.caption, self.features, n, by or index.default_by(), threshold, exclude=self.path.name)
 
 
 def _listed(paths: Paths | None) -> list[str | os.PathLike]:

@@ -59,15 +59,19 @@ class Similar:
                 "matches": [{"image": str(m.path or m.name), "caption": m.caption, "score": round(m.score, 4)}
                             for m in self.matches]}
 
-    def describe(self) -> str:
-        """The matches as indented lines of score, photo and caption, under a heading."""
+    def heading(self) -> str:
+        """What the matches are, in one line: the similar photos, the closest ones below the threshold, or none."""
         if not self.matches:
-            head = "  no similar photos in the collection"
-        elif self.below_threshold:
-            head = f"  nothing above the threshold {self.threshold:.2f} ({self.by} ranking): the closest below it"
-        else:
-            head = f"  similar photos ({self.by} ranking, score >= {self.threshold:.2f}):"
-        return "\n".join([head] + [f"    {m.score:.3f}  {m.path or m.name}  {m.caption}" for m in self.matches])
+            return "no similar photos in the collection"
+        if self.below_threshold:
+            return f"nothing above the threshold {self.threshold:.2f} ({self.by} ranking): the closest below it"
+        return f"similar photos ({self.by} ranking, score >= {self.threshold:.2f})"
+
+    def describe(self) -> str:
+        """The matches as indented lines of score, photo and caption, under the heading."""
+        colon = ":" if self.matches and not self.below_threshold else ""
+        return "\n".join([f"  {self.heading()}{colon}"] + [f"    {m.score:.3f}  {m.path or m.name}  {m.caption}"
+                                                           for m in self.matches])
 
 
 class CaptionIndex:
