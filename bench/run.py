@@ -222,11 +222,13 @@ def bench_captioning(captioner, onnx_captioner, features: np.ndarray, repeats: i
 
 
 def wall_time(command: list[str], env: dict | None = None, lines: int | None = None) -> float:
-    """Seconds that a command takes, from start to exit; it must succeed (and print `lines` lines)."""
+    """Seconds that a command takes, from start to exit; it must succeed (and print `lines` unindented lines:
+    one caption per photo, a flagged caption's warning being indented below it)."""
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - start
-    if done.returncode or (lines is not None and len(done.stdout.strip().splitlines()) != lines):
+    printed = [line for line in done.stdout.splitlines() if line.strip() and not line.startswith(" ")]
+    if done.returncode or (lines is not None and len(printed) != lines):
         raise RuntimeError(f"{' '.join(command[:3])} ... failed:\n{done.stderr[-3000:]}")
     return wall
 
