@@ -196,9 +196,13 @@ class CaptionPipeline:
                  progress: bool | None = None) -> Iterator[Captioned]:
         """Caption photo files and the photos of folders, yielding each in order as it is done; an input
         that is no photo, or cannot be read, gives a Captioned with its error."""
+        yield from self._caption(*find_photos(_listed(photos)), beam, length_penalty, progress)
+
+    def _caption(self, paths: list[Path], errors: list[tuple[Path, str]], beam: int, length_penalty: float,
+                 progress: bool | None) -> Iterator[Captioned]:
+        """__call__ on photos already listed by layouts.find_photos (the errors first, then the photos)."""
         from .features import encode
 
-        paths, errors = find_photos(_listed(photos))
         for path, error in errors:
             yield Captioned(path, error=error)
         if paths:
@@ -230,7 +234,7 @@ def caption_photos(photos: Paths, beam: int = DEFAULT_BEAM, length_penalty: floa
         return
     pipeline = CaptionPipeline(model, tokenizer, encoder_weights=encoder_weights, input_size=input_size,
                                bfloat16=bfloat16, batch_size=batch_size, runtime=runtime)
-    yield from pipeline(photos, beam, length_penalty, progress)
+    yield from pipeline._caption(paths, errors, beam, length_penalty, progress)
 
 
 def _caption_encoded(encoded: Iterable[tuple[Path, np.ndarray | None, str | None]], captioner: Decoder,
