@@ -12,12 +12,13 @@ declare -A CONFIGS=(
   [base]="--photo-dropout 0.5 --no-normalize-photo"   # the settings of the earlier shipped model
   [nodrop_norm]="--photo-dropout 0 --normalize-photo"  # the defaults since
   [u512]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512"
+  [ls]="--photo-dropout 0 --normalize-photo --label-smoothing 0.1"
   [u512_ls]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512 --label-smoothing 0.1"
 )
 mkdir -p runs
 cg prepare --data-root "$DATA" --out runs/descriptions.txt >/dev/null
 [ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 u512_ls)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 ls u512_ls)
 for name in "${names[@]}"; do
   for seed in ${SEEDS:-0}; do
     run=runs/dev_${name}_s$seed
