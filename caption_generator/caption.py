@@ -10,7 +10,7 @@ from .backend import keras, tf
 
 from .decoding import Decoder, step_inputs
 from .errors import CaptionError
-from .model import vocab_size_of
+from .model import next_word_probs, vocab_size_of
 from .vocabulary import PAD, RESERVED, START, UNK, Vocabulary
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _model_step(model: keras.Model, index: int) -> keras.Model:
     photo, h, c = (keras.Input((units,), name=name) for name in ("photo", "h", "c"))
     words = keras.ops.take(model.get_layer("embedding").embeddings, tokens, axis=0)
     out, (new_h, new_c) = model.get_layer("lstm").cell(words, [h, c], training=False)
-    probs = model.get_layer("next_word")(model.get_layer("decoder_dense")(photo + out))
+    probs = next_word_probs(model, model.get_layer("decoder_dense")(photo + out))
     return keras.Model([tokens, photo, h, c], [probs, new_h, new_c], name=f"step_{index}")
 
 

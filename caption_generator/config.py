@@ -18,6 +18,7 @@ class TrainConfig:
     photo_dropout: float = 0.0    # on the photo features: none is better on dev (issue 11; Tanti et al. 2018)
     normalize_photo: bool = True  # scale each photo's features to unit length first: better on dev, likewise
     label_smoothing: float = 0.0
+    tie_embeddings: bool = False  # the output layer reuses the word embeddings (transposed) as its weights
     learning_rate: float = 1e-3
     batch_size: int = 64
     epochs: int = 20

@@ -16,12 +16,15 @@ log = logging.getLogger(__name__)
 
 def build_model(vocab_size: int, units: int = TrainConfig.units, embedding_dim: int = TrainConfig.embedding_dim,
                 dropout: float = TrainConfig.dropout, photo_dropout: float = TrainConfig.photo_dropout,
-                normalize_photo: bool = TrainConfig.normalize_photo, feature_size: int = FEATURE_SIZE) -> keras.Model:
+                normalize_photo: bool = TrainConfig.normalize_photo, tie_embeddings: bool = TrainConfig.tie_embeddings,
+                feature_size: int = FEATURE_SIZE) -> keras.Model:
     """Photo features -> [unit length] -> Dropout -> Dense(relu); words -> Embedding(mask_zero) -> Dropout -> LSTM;
     add -> Dense(relu) -> Dense(vocab, softmax).
 
     The LSTM returns every step, so one pass over a caption predicts each next word at once;
     the photo vector is added to every step (the same model as feeding prefixes one by one).
+    With `tie_embeddings`, the last Dense(relu) has embedding_dim units and the output layer is the word
+    embeddings used in reverse (keras.layers.ReversibleEmbedding; no weights of its own) -> softmax.
     """
     features = keras.Input((feature_size,), name="features")
     words = keras.Input((None,), dtype="int32", name="words")
@@ -29,24 +32,38 @@ def build_model(vocab_size: int, units: int = TrainConfig.units, embedding_dim: 
     photo = keras.layers.Dropout(photo_dropout, name="photo_dropout")(photo)
     photo = keras.layers.Dense(units, activation="relu", name="photo_dense")(photo)
     photo = keras.layers.Reshape((1, units), name="photo_per_step")(photo)
-    text = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(words)
-    text = keras.layers.Dropout(dropout, name="word_dropout")(text)
+    embedding = (keras.layers.ReversibleEmbedding if tie_embeddings else keras.layers.Embedding)(
+        vocab_size, embedding_dim, mask_zero=True, name="embedding")
+    text = keras.layers.Dropout(dropout, name="word_dropout")(embedding(words))
     text = keras.layers.LSTM(units, return_sequences=True, name="lstm")(text)
     merged = keras.layers.Add(name="merge")([photo, text])
-    merged = keras.layers.Dense(units, activation="relu", name="decoder_dense")(merged)
-    next_word = keras.layers.Dense(vocab_size, activation="softmax", name="next_word")(merged)
+    merged = keras.layers.Dense(embedding_dim if tie_embeddings else units, activation="relu",
+                                name="decoder_dense")(merged)
+    if tie_embeddings:
+        next_word = keras.layers.Activation("softmax", name="next_word")(embedding(merged, reverse=True))
+    else:
+        next_word = keras.layers.Dense(vocab_size, activation="softmax", name="next_word")(merged)
     return keras.Model([features, words], next_word, name="merge_caption_model")
 
 
 def build_model_from(config: TrainConfig, vocab_size: int) -> keras.Model:
     """The merge model with a training run's settings."""
     return build_model(vocab_size, config.units, config.embedding_dim, config.dropout, config.photo_dropout,
-                       config.normalize_photo)
+                       config.normalize_photo, config.tie_embeddings)
+
+
+def next_word_probs(model: keras.Model, hidden):
+    """The model's next-word probabilities from its decoder_dense output (through the tied embeddings if
+    the model has them)."""
+    embedding = model.get_layer("embedding")
+    if isinstance(embedding, keras.layers.ReversibleEmbedding):
+        hidden = embedding(hidden, reverse=True)
+    return model.get_layer("next_word")(hidden)
 
 
 def vocab_size_of(model: keras.Model) -> int:
     """The number of words the model predicts over."""
-    return int(model.get_layer("next_word").units)
+    return int(model.outputs[0].shape[-1])
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:

@@ -13,12 +13,13 @@ declare -A CONFIGS=(
   [nodrop_norm]="--photo-dropout 0 --normalize-photo"  # the defaults since
   [u512]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512"
   [ls]="--photo-dropout 0 --normalize-photo --label-smoothing 0.1"
+  [tied]="--photo-dropout 0 --normalize-photo --tie-embeddings"
   [u512_ls]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512 --label-smoothing 0.1"
 )
 mkdir -p runs
 cg prepare --data-root "$DATA" --out runs/descriptions.txt >/dev/null
 [ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 ls u512_ls)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 ls tied u512_ls)
 for name in "${names[@]}"; do
   for seed in ${SEEDS:-0}; do
     run=runs/dev_${name}_s$seed

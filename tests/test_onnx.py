@@ -75,7 +75,7 @@ def test_exported_decoders_step_as_the_keras_ensemble_and_search_alike(overfit, 
 
     model, vocab, firsts, _ = overfit
     keras.utils.set_random_seed(3)
-    ensemble = [model, build_model(len(vocab), units=16, embedding_dim=8)]  # of two sizes
+    ensemble = [model, build_model(len(vocab), units=16, embedding_dim=8, tie_embeddings=True)]  # two sizes, tied
     start, step = tmp_path / DECODER_FILES[DECODER_START], tmp_path / DECODER_FILES[DECODER_STEP]
     assert export_decoders(ensemble, tmp_path) == [start.name, step.name]
     features = np.stack([random_features[n] for n in firsts])
