@@ -44,16 +44,19 @@ for seed in $SCST_MORE_SEEDS; do
       --seed "$seed" "${common[@]}" $( [ -f "$more/history.json" ] && echo --resume )
 done
 
-# 512 units and label smoothing 0.1, two seeds each (scripts/tune_dev.sh), and self-critical rounds of the
-# 512-unit seed 0 (a seventh member for the ensemble) and the label-smoothed seed 1. Not shipped: no gain on dev.
-SEEDS="0 1" DATA=$DATA PY=$PY scripts/tune_dev.sh u512 ls
+# 512 units, label smoothing 0.1 and tied embeddings, two seeds each (scripts/tune_dev.sh), and self-critical rounds
+# of the 512-unit seed 0 (a seventh member for the ensemble), the label-smoothed seed 1 and the tied seed 0.
+# Not shipped: no gain on dev.
+SEEDS="0 1" DATA=$DATA PY=$PY scripts/tune_dev.sh u512 ls tied
 [ -f runs/scst_u512_s0/scst.png ] || cg train --scst --from runs/dev_u512_s0 --out-dir runs/scst_u512_s0 --epochs 10 \
     "${common[@]}" $( [ -f runs/scst_u512_s0/history.json ] && echo --resume )
 [ -f runs/scst_ls_s1/scst.png ] || cg train --scst --from runs/dev_ls_s1 --out-dir runs/scst_ls_s1 --epochs 5 \
     "${common[@]}" $( [ -f runs/scst_ls_s1/history.json ] && echo --resume )
+[ -f runs/scst_tied_s0/scst.png ] || cg train --scst --from runs/dev_tied_s0 --out-dir runs/scst_tied_s0 --epochs 5 \
+    "${common[@]}" $( [ -f runs/scst_tied_s0/history.json ] && echo --resume )
 
 # Every setting on dev (python -m scripts.dev_table runs prints the table), then the decoding of the ensemble.
-for run in runs/base_s* runs/dev_*_s* runs/scst_s* runs/scst_more_s* runs/scst_u512_s* runs/scst_ls_s*; do
+for run in runs/base_s* runs/dev_*_s* runs/scst_s* runs/scst_more_s* runs/scst_u512_s* runs/scst_ls_s* runs/scst_tied_s*; do
   [ -f "$run/dev_beam1.json" ] || cg evaluate --data-root "$DATA" --split dev --features runs/features.p --beam 1 \
       --model "$run" --out "$run/dev_beam1.json"
 done
