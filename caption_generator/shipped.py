@@ -41,14 +41,6 @@ def shipped_file(manifest: dict, name: str) -> Path:
     return _checked(MODELS_DIR, manifest, name)
 
 
-def shipped_files() -> tuple[list[Path], Path, dict]:
-    """The shipped model files, vocabulary and manifest, after checking the sha256 sums of all its files."""
-    manifest = shipped_manifest()
-    for name in manifest["sha256"]:
-        shipped_file(manifest, name)
-    return [MODELS_DIR / m for m in manifest["models"]], MODELS_DIR / manifest["tokenizer"], manifest
-
-
 def shipped_calibration(manifest: dict) -> Calibration | None:
     """The shipped model's confidence calibration (its sum checked), if it has one."""
     name = manifest.get("confidence")

@@ -10,7 +10,9 @@ from caption_generator.onnx_runtime import OnnxCaptioner
 
 
 def test_the_shipped_files_match_their_manifest():
-    models, tokenizer, manifest = shipped.shipped_files()
+    manifest = shipped.shipped_manifest()
+    models = [shipped.shipped_file(manifest, name) for name in manifest["models"]]
+    tokenizer = shipped.shipped_file(manifest, manifest["tokenizer"])
     assert [p.name for p in models] == manifest["models"] and tokenizer.name == manifest["tokenizer"]
     assert all(sha256_file(shipped.MODELS_DIR / name) == digest for name, digest in manifest["sha256"].items())
 
@@ -23,7 +25,8 @@ def test_ship_writes_models_vocabulary_decoders_and_sums_that_are_then_checked(t
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path)
     monkeypatch.setattr(shipped, "MANIFEST", tmp_path / "manifest.json")
-    assert shipped.shipped_files()[0] == [tmp_path / "caption_model.keras"]
+    written = shipped.shipped_manifest()
+    assert [shipped.shipped_file(written, name) for name in written["models"]] == [tmp_path / "caption_model.keras"]
     assert isinstance(load_captioner(runtime="onnx")[0], OnnxCaptioner)
     tampered = bytearray((tmp_path / "decoder_step.onnx").read_bytes())
     tampered[-5000] ^= 1  # a weight changed: the file still loads, so only its sum tells
@@ -31,14 +34,14 @@ def test_ship_writes_models_vocabulary_decoders_and_sums_that_are_then_checked(t
     with pytest.raises(CaptionError, match="decoder_step.onnx: sha256 differs"):
         load_captioner(runtime="onnx")
     (tmp_path / "tokenizer.p").write_bytes(b"replaced")
-    with pytest.raises(CaptionError, match="sha256 differs"):
-        shipped.shipped_files()
+    with pytest.raises(CaptionError, match="tokenizer.p: sha256 differs"):
+        load_captioner(runtime="keras")
 
 
 def test_the_confidence_calibration_ships_under_the_sums(tiny_model, tmp_path, monkeypatch):
     from caption_generator.confidence import CALIBRATION_FILE, Calibration
 
-    assert shipped.shipped_calibration(shipped.shipped_files()[2]) is not None  # the shipped model has one
+    assert shipped.shipped_calibration(shipped.shipped_manifest()) is not None  # the shipped model has one
     shipped.ship([tiny_model / "model.keras"], tiny_model / "tokenizer.p", 71, models_dir=tmp_path)
     (tmp_path / "calibration.npz").write_bytes(b"not one")
     with pytest.raises(CaptionError, match="not a confidence calibration"):
@@ -48,11 +51,11 @@ def test_the_confidence_calibration_ships_under_the_sums(tiny_model, tmp_path, m
     assert manifest["confidence"] == CALIBRATION_FILE and CALIBRATION_FILE in manifest["sha256"]
     monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path)
     monkeypatch.setattr(shipped, "MANIFEST", tmp_path / "manifest.json")
-    assert shipped.shipped_calibration(shipped.shipped_files()[2]).familiarity_threshold > 0
+    assert shipped.shipped_calibration(shipped.shipped_manifest()).familiarity_threshold > 0
     damaged = bytearray((tmp_path / CALIBRATION_FILE).read_bytes())
     damaged[-100] ^= 1
     (tmp_path / CALIBRATION_FILE).write_bytes(bytes(damaged))
     with pytest.raises(CaptionError, match=f"{CALIBRATION_FILE}: sha256 differs"):
-        shipped.shipped_files()
+        shipped.shipped_calibration(shipped.shipped_manifest())
     assert "confidence" not in shipped.ship([tiny_model / "model.keras"], tiny_model / "tokenizer.p", 71,
                                             models_dir=tmp_path)  # new models need a new calibration
