@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import data, demo, features, pipeline, similar
 from .cluster import cluster_position, distribution_strategy
-from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, ScstConfig, TrainConfig
+from .config import DEFAULT_OUT_DIR, DEFAULT_PLOT, LR_SCHEDULES, ScstConfig, TrainConfig
 from .errors import CaptionError
 from .files import write_text
 from .layouts import LAYOUTS, SPLITS, open_layout
@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                            help=f"(default: {value}{scst})")
         elif name != "limit":
             p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
+                           metavar="{" + ",".join(LR_SCHEDULES) + "}" if name == "lr_schedule" else None,
                            help=f"(default: {value}{scst})")
     p.set_defaults(run=cmd_train)
 

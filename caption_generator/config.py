@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import CaptionError
+
 DEFAULT_OUT_DIR = "models"  # a training run's checkpoints; the shipped model is apart, in models/shipped/
 DEFAULT_PLOT = "model.png"  # the drawing of the model
+LR_SCHEDULES = ("plateau", "cosine")  # halve after an epoch without dev progress; cosine decay to 0 over the epochs
 
 
 @dataclass
@@ -20,11 +23,16 @@ class TrainConfig:
     label_smoothing: float = 0.0
     tie_embeddings: bool = False  # the output layer reuses the word embeddings (transposed) as its weights
     learning_rate: float = 1e-3
+    lr_schedule: str = "plateau"  # one of LR_SCHEDULES
     batch_size: int = 64
     epochs: int = 20
     patience: int = 3
     seed: int = 0
     limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise CaptionError(f"learning-rate schedule {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
 
 
 @dataclass

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -201,11 +202,22 @@ def resume_run(out_dir: Path) -> tuple[keras.Model, list[dict], int]:
     return keras.models.load_model(path), [h for h in history if h["epoch"] <= epoch], epoch
 
 
+def learning_rate_schedule(schedule: str = TrainConfig.lr_schedule, learning_rate: float = TrainConfig.learning_rate,
+                           epochs: int = TrainConfig.epochs) -> keras.callbacks.Callback:
+    """The callback that sets the learning rate: "plateau" halves it after an epoch without progress on the
+    dev loss; "cosine" sets epoch e (from 0) to learning_rate * (1 + cos(pi * e / epochs)) / 2."""
+    if schedule == "cosine":
+        return keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: learning_rate * (1 + math.cos(math.pi * epoch / epochs)) / 2)
+    return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
+
+
 def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Dataset, out_dir: str | os.PathLike,
-        epochs: int = 20, patience: int = 3, resume: bool = False, verbose: int | str = "auto"
+        epochs: int = TrainConfig.epochs, patience: int = TrainConfig.patience, resume: bool = False,
+        verbose: int | str = "auto", schedule: keras.callbacks.Callback | None = None
         ) -> tuple[keras.Model, list[dict]]:
-    """Train with checkpoints in `out_dir`, halving the learning rate after an epoch without progress
-    on the dev loss; return the best model by dev loss and the loss history.
+    """Train with checkpoints in `out_dir`, the learning rate set by `schedule` (default: halved after an epoch
+    without progress on the dev loss); return the best model by dev loss and the loss history.
 
     With `resume`, continue from the run's last epoch checkpoint that history.json records
     (model, optimizer and history); a kill between the two writes only costs that epoch.
@@ -220,8 +232,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, dev_data: tf.data.Datas
             raise CaptionError(f"{out_dir}'s checkpoint predicts over {vocab_size_of(resumed)} words but this run's "
                                f"vocabulary has {vocab_size_of(model)}: resume with the same data and settings")
         model = resumed
-    halve_rate = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
-    callbacks = [halve_rate, Checkpoints(out_dir, history, patience)]
+    callbacks = [schedule or learning_rate_schedule(), Checkpoints(out_dir, history, patience)]
     if initial_epoch < epochs:
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             _fit_multi_worker(model, train_data, dev_data, epochs, initial_epoch, callbacks, verbose)
@@ -261,8 +272,9 @@ def train_model(model: keras.Model, splits: dict[str, dict[str, list[str]]], voc
                 weights, model = model.get_weights(), keras.models.clone_model(model)
                 model.set_weights(weights)
             compile_model(model, config.learning_rate, config.label_smoothing)
+            schedule = learning_rate_schedule(config.lr_schedule, config.learning_rate, config.epochs)
             best, history = fit(model, train_data, dev_data, write_dir, config.epochs, config.patience, resume,
-                                verbose)
+                                verbose, schedule)
         plot_history(history, write_dir / "loss.png")
     finally:
         if not chief:

@@ -14,7 +14,7 @@ from pathlib import Path
 from caption_generator.config import TrainConfig
 
 METRICS = ["BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"]
-SHOWN = ("photo_dropout", "normalize_photo", "units", "label_smoothing", "tie_embeddings", "seed")
+SHOWN = ("photo_dropout", "normalize_photo", "units", "label_smoothing", "tie_embeddings", "lr_schedule", "seed")
 
 
 def settings(run: Path) -> str:

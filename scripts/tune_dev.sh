@@ -14,12 +14,13 @@ declare -A CONFIGS=(
   [u512]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512"
   [ls]="--photo-dropout 0 --normalize-photo --label-smoothing 0.1"
   [tied]="--photo-dropout 0 --normalize-photo --tie-embeddings"
+  [cosine]="--photo-dropout 0 --normalize-photo --lr-schedule cosine --epochs 12"  # plateau runs were best at 9-11
   [u512_ls]="--photo-dropout 0 --normalize-photo --units 512 --embedding-dim 512 --label-smoothing 0.1"
 )
 mkdir -p runs
 cg prepare --data-root "$DATA" --out runs/descriptions.txt >/dev/null
 [ -f runs/features.p ] || cg features --data-root "$DATA" --out runs/features.p
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 ls tied u512_ls)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(base nodrop_norm u512 ls tied cosine u512_ls)
 for name in "${names[@]}"; do
   for seed in ${SEEDS:-0}; do
     run=runs/dev_${name}_s$seed

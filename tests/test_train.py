@@ -9,7 +9,8 @@ from caption_generator.errors import CaptionError
 from caption_generator.files import write_text
 from caption_generator.layouts import open_layout
 from caption_generator.model import build_model
-from caption_generator.train import LENGTH_BUCKETS, caption_arrays, compile_model, fit, make_dataset, train_model
+from caption_generator.train import (LENGTH_BUCKETS, caption_arrays, compile_model, fit, learning_rate_schedule,
+                                     make_dataset, train_model)
 from caption_generator.vocabulary import Vocabulary
 from conftest import FLICKR
 
@@ -123,3 +124,18 @@ def test_resume_after_a_kill_between_checkpoint_and_history(tmp_path, descriptio
     (tmp_path / "history.json").unlink()
     with pytest.raises(CaptionError, match="no checkpoint to resume from"):
         fit(model(), batches, batches, tmp_path, epochs=4, resume=True, verbose=0)
+
+
+def test_cosine_schedule_sets_each_epochs_rate_and_a_resumed_run_goes_on_along_it(tmp_path, descriptions,
+                                                                                    random_features):
+    vocab = Vocabulary.build(c for texts in descriptions.values() for c in texts)
+    batches = make_dataset(*caption_arrays(descriptions, vocab, random_features), batch_size=64)
+    model = build_model(len(vocab), units=8, embedding_dim=8)
+    compile_model(model, learning_rate=0.01)
+    cosine = learning_rate_schedule("cosine", 0.01, epochs=4)
+    fit(model, batches, batches, tmp_path, epochs=2, patience=None, verbose=0, schedule=cosine)
+    _, history = fit(model, batches, batches, tmp_path, epochs=4, patience=None, resume=True, verbose=0,
+                     schedule=cosine)
+    assert [round(h["learning_rate"], 5) for h in history] == [0.01, 0.00854, 0.005, 0.00146]
+    with pytest.raises(CaptionError, match="'step' is not one of plateau, cosine"):
+        TrainConfig(lr_schedule="step")
