@@ -73,6 +73,8 @@ more=(); for seed in $SEEDS; do
 tune "$EVAL/dev_tuning_more.json" --runs "${base[@]}" "${more[@]}" --beams 5
 # The shipped six and the self-critical 512-unit model (not shipped).
 tune "$EVAL/dev_tuning_u512.json" --runs "${base[@]}" "${scst[@]}" runs/scst_u512_s0 --beams 5
+# The shipped six with other beam widths and length penalties (not the default: within 0.5 dev CIDEr of beam 5).
+tune "$EVAL/dev_tuning_beams.json" --runs "${base[@]}" "${scst[@]}" --beams 3 5 8 12 --penalties 0.7 1.0 1.3
 
 # Ship the six as one ensemble (their next-word probabilities averaged).
 models=(); for run in "${base[@]}" "${scst[@]}"; do models+=(--model "$run/best.keras"); done
