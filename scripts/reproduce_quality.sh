@@ -75,6 +75,13 @@ tune "$EVAL/dev_tuning_more.json" --runs "${base[@]}" "${more[@]}" --beams 5
 tune "$EVAL/dev_tuning_u512.json" --runs "${base[@]}" "${scst[@]}" runs/scst_u512_s0 --beams 5
 # The shipped six with other beam widths and length penalties (not the default: within 0.5 dev CIDEr of beam 5).
 tune "$EVAL/dev_tuning_beams.json" --runs "${base[@]}" "${scst[@]}" --beams 3 5 8 12 --penalties 0.7 1.0 1.3
+# More members (not shipped: at most +0.5 dev CIDEr, with three more models to run): the six with three more
+# cross-entropy models, the six with the three other self-critical models, and the six self-critical models alone.
+tune "$EVAL/dev_tuning_ce_members.json" --runs "${base[@]}" "${scst[@]}" runs/dev_ls_s1 runs/dev_cosine_s0 \
+    runs/dev_nodrop_norm_s0 --beams 5
+tune "$EVAL/dev_tuning_scst_members.json" --runs "${base[@]}" "${scst[@]}" runs/scst_u512_s0 runs/scst_ls_s1 \
+    runs/scst_tied_s0 --beams 5
+tune "$EVAL/dev_tuning_scst_only.json" --runs "${scst[@]}" runs/scst_u512_s0 runs/scst_ls_s1 runs/scst_tied_s0 --beams 5
 
 # Ship the six as one ensemble (their next-word probabilities averaged).
 models=(); for run in "${base[@]}" "${scst[@]}"; do models+=(--model "$run/best.keras"); done
