@@ -39,11 +39,9 @@ def build_model(vocab_size: int, units: int = TrainConfig.units, embedding_dim: 
     merged = keras.layers.Add(name="merge")([photo, text])
     merged = keras.layers.Dense(embedding_dim if tie_embeddings else units, activation="relu",
                                 name="decoder_dense")(merged)
-    if tie_embeddings:
-        next_word = keras.layers.Activation("softmax", name="next_word")(embedding(merged, reverse=True))
-    else:
-        next_word = keras.layers.Dense(vocab_size, activation="softmax", name="next_word")(merged)
-    return keras.Model([features, words], next_word, name="merge_caption_model")
+    next_word = (keras.layers.Activation("softmax", name="next_word") if tie_embeddings
+                 else keras.layers.Dense(vocab_size, activation="softmax", name="next_word"))
+    return keras.Model([features, words], _output(embedding, next_word, merged), name="merge_caption_model")
 
 
 def build_model_from(config: TrainConfig, vocab_size: int) -> keras.Model:
@@ -52,13 +50,17 @@ def build_model_from(config: TrainConfig, vocab_size: int) -> keras.Model:
                        config.normalize_photo, config.tie_embeddings)
 
 
+def _output(embedding: keras.layers.Layer, next_word: keras.layers.Layer, hidden):
+    """next_word applied to decoder_dense's output, through the embeddings in reverse if they are tied."""
+    if isinstance(embedding, keras.layers.ReversibleEmbedding):
+        hidden = embedding(hidden, reverse=True)
+    return next_word(hidden)
+
+
 def next_word_probs(model: keras.Model, hidden):
     """The model's next-word probabilities from its decoder_dense output (through the tied embeddings if
     the model has them)."""
-    embedding = model.get_layer("embedding")
-    if isinstance(embedding, keras.layers.ReversibleEmbedding):
-        hidden = embedding(hidden, reverse=True)
-    return model.get_layer("next_word")(hidden)
+    return _output(model.get_layer("embedding"), model.get_layer("next_word"), hidden)
 
 
 def vocab_size_of(model: keras.Model) -> int:
